@@ -1,2 +1,276 @@
-def main() -> int:
+"""The ``accelsim`` command line.
+
+Subcommands import what they need lazily (torch, numba and matplotlib only where a command uses
+them), so ``accelsim perf`` answers in well under a second. Every user error is printed as ONE
+line on stderr (``accelsim <cmd>: error: ...``) with exit status 2; tracebacks are for bugs only.
+
+Units on the command line: ``--vdd`` in volts, ``--freq`` in GHz, everywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from accelsim import __version__
+from accelsim.errors import AccelsimError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are a single line pointing at ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _array_size(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected ROWSxCOLS such as 128x128")
+    rows, cols = (int(p) for p in parts)
+    if rows < 1 or cols < 1 or rows > 65536 or cols > 65536:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected rows and cols in [1, 65536]")
+    return rows, cols
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 1")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected a number") from None
+
+
+# --------------------------------------------------------------------------- perf
+
+
+def _add_perf(sub: Any) -> None:
+    p = sub.add_parser(
+        "perf",
+        help="cycles, utilization, traffic and energy of a model's GEMMs on an array",
+        description=(
+            "Evaluate the performance model (SCALE-Sim-exact compute cycles, DRAM traffic and "
+            "stalls, energy ledger) for a full-size model's GEMMs or a SCALE-Sim topology, at "
+            "the nominal operating point or at --vdd/--freq. Timing errors are not applied here."
+        ),
+        epilog=(
+            "examples:\n"
+            "  accelsim perf --model dit-xl2-256 --array 128x128 --dataflow ws --steps 50\n"
+            "  accelsim perf --model dit-xl2-256 --vdd 0.8 --freq 1.2\n"
+            "  accelsim perf --topology net.csv --topology-format gemm --array 32x32 --dataflow os --json\n"
+            "  accelsim perf --scalesim-cfg scale.cfg --topology net.csv\n"
+            "  accelsim workloads            # the model names and hardware presets"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = p.add_argument_group("workload (one of)")
+    src.add_argument("--model", metavar="NAME", help="full-size model workload, e.g. dit-xl2-256 (see 'accelsim workloads')")
+    src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV")
+    src.add_argument(
+        "--topology-format",
+        choices=("conv", "gemm"),
+        default="conv",
+        help="format of --topology: conv rows (H, W, Fh, Fw, C, filters, stride) or gemm rows (M, N, K); default conv, as SCALE-Sim",
+    )
+    wl = p.add_argument_group("workload options")
+    wl.add_argument("--steps", type=_positive_int, default=1, metavar="N", help="forward passes (diffusion steps) to run; default 1")
+    wl.add_argument("--batch", type=_positive_int, default=1, metavar="B", help="batch size of --model; default 1")
+    wl.add_argument("--cfg", action="store_true", help="classifier-free guidance (doubles the batch of --model)")
+    wl.add_argument("--seq-len", type=_positive_int, metavar="L", help="sequence length of language models (gpt2-small, bart-base)")
+    hw = p.add_argument_group("hardware")
+    hw.add_argument("--preset", metavar="NAME", default="tpu-128x128", help="shipped hardware preset; default tpu-128x128 (see 'accelsim workloads')")
+    hw.add_argument("--config", metavar="FILE.toml", help="hardware TOML with [array], [memory], [tech] sections (replaces --preset)")
+    hw.add_argument("--scalesim-cfg", metavar="FILE.cfg", help="SCALE-Sim .cfg file (replaces --preset/--config)")
+    hw.add_argument("--array", type=_array_size, metavar="RxC", help="array size, e.g. 128x128 (overrides the config)")
+    hw.add_argument("--dataflow", choices=("os", "ws", "is"), help="dataflow (overrides the config)")
+    opg = p.add_argument_group("operating point")
+    opg.add_argument("--vdd", type=_float, metavar="V", help="supply voltage in volts; default: nominal (0.9)")
+    opg.add_argument("--freq", type=_float, metavar="GHZ", help="array clock in GHz; default: nominal (1.0)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help='print one JSON object {"layers": [...], "totals": {...}}')
+    out.add_argument(
+        "--group",
+        choices=("type", "block", "layer"),
+        default="type",
+        help="rows of the table: per layer type (default), per block, or per layer",
+    )
+    p.set_defaults(func=_cmd_perf)
+
+
+def _load_hardware(args: argparse.Namespace) -> Any:
+    from accelsim.config import load_hardware, load_preset
+
+    if args.scalesim_cfg and args.config:
+        raise AccelsimError("--scalesim-cfg and --config both give the hardware; use one")
+    if args.scalesim_cfg:
+        from accelsim.hw.scalesim import read_scalesim_cfg
+
+        hw = read_scalesim_cfg(args.scalesim_cfg)[0]
+    elif args.config:
+        hw = load_hardware(args.config)
+    else:
+        hw = load_preset(args.preset)
+    changes: dict[str, Any] = {}
+    if args.array:
+        changes["rows"], changes["cols"] = args.array
+    if args.dataflow:
+        changes["dataflow"] = args.dataflow
+    return hw.with_array(**changes) if changes else hw
+
+
+def _load_layers(args: argparse.Namespace) -> tuple[list[Any], str]:
+    if bool(args.model) == bool(args.topology):
+        raise AccelsimError("give exactly one of --model NAME or --topology FILE.csv")
+    if args.topology:
+        from accelsim.hw.scalesim import read_topology
+
+        if args.batch != 1 or args.cfg or args.seq_len:
+            raise AccelsimError("--batch, --cfg and --seq-len apply to --model only, not to --topology")
+        return read_topology(args.topology, args.topology_format), args.topology
+    from accelsim.models.workloads import workload_layers
+
+    layers = workload_layers(args.model, batch=args.batch, cfg=args.cfg, seq_len=args.seq_len)
+    return layers, args.model
+
+
+def _cmd_perf(args: argparse.Namespace) -> int:
+    from accelsim.config import OperatingPoint
+    from accelsim.hw.perf import evaluate_workload
+
+    hw = _load_hardware(args)
+    layers, name = _load_layers(args)
+    vdd = args.vdd if args.vdd is not None else hw.tech.vnom
+    freq = args.freq * 1e9 if args.freq is not None else hw.tech.fnom
+    op = OperatingPoint(vdd=vdd, freq=freq)
+    report = evaluate_workload(layers, hw, op, repeats=args.steps)
+    if args.json:
+        doc = report.as_dict()
+        doc["config"]["workload"] = name
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    from accelsim.report.perf_table import print_perf_report
+
+    group = {"type": "layer_type", "block": "block", "layer": "layer"}[args.group]
+    print_perf_report(report, name, group)
     return 0
+
+
+# --------------------------------------------------------------------------- workloads
+
+
+def _add_workloads(sub: Any) -> None:
+    p = sub.add_parser(
+        "workloads",
+        help="list the full-size model workloads and the hardware presets",
+        description="List the full-size model workloads (for 'accelsim perf --model') and hardware presets.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_workloads)
+
+
+def _cmd_workloads(args: argparse.Namespace) -> int:
+    from accelsim.config import load_preset, preset_names
+    from accelsim.models.workloads import list_workloads, workload_layers
+
+    wls = []
+    for info in list_workloads():
+        layers = workload_layers(info.name)
+        macs = sum(layer.macs * layer.count for layer in layers)
+        wls.append({"name": info.name, "gmacs": macs / 1e9, "description": info.description, "source": info.source})
+    presets = []
+    for name in preset_names():
+        hw = load_preset(name)
+        m = hw.memory
+        presets.append(
+            {
+                "name": name,
+                "array": f"{hw.array.rows}x{hw.array.cols}",
+                "dataflow": hw.array.dataflow,
+                "sram_kb": [m.ifmap_sram_kb, m.filter_sram_kb, m.ofmap_sram_kb],
+                "dram_gbps": m.dram_bandwidth / 1e9,
+            }
+        )
+    if args.json:
+        json.dump({"workloads": wls, "presets": presets}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    table = Table(title="Workloads (one forward pass, batch 1)")
+    for col in ("name", "GMACs", "description"):
+        table.add_column(col, justify="right" if col == "GMACs" else "left")
+    for w in wls:
+        table.add_row(w["name"], f"{w['gmacs']:.1f}", w["description"])
+    console.print(table)
+    table = Table(title="Hardware presets")
+    for col in ("name", "array", "dataflow", "SRAM kB (ifmap/filter/ofmap)", "DRAM GB/s"):
+        table.add_column(col)
+    for pr in presets:
+        table.add_row(
+            pr["name"], pr["array"], pr["dataflow"], "/".join(f"{s:g}" for s in pr["sram_kb"]), f"{pr['dram_gbps']:g}"
+        )
+    console.print(table)
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with all subcommands."""
+    parser = _Parser(
+        prog="accelsim",
+        description=(
+            "Systolic-array accelerator simulator: performance, energy and (in later commands) "
+            "timing errors of diffusion and transformer models run below the safe voltage or "
+            "above the safe clock."
+        ),
+        epilog="Run 'accelsim COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"accelsim {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _add_perf(sub)
+    _add_workloads(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``accelsim`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    prog = f"accelsim {args.command}"
+    try:
+        return int(args.func(args))
+    except AccelsimError as exc:
+        message = " ".join(str(exc).split())
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

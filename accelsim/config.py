@@ -159,6 +159,9 @@ class TechParams:
     of every number. Energies are in J at the nominal voltage ``vnom``; dynamic energy scales as
     ``(V/vnom)**2`` and leakage power as ``(V/vnom) * exp(leak_k * (V - vnom))``.
 
+    ``sram_scales_with_vdd`` puts the SRAMs on the array's supply rail (their dynamic energy then
+    scales with V too); by default they sit on a fixed nominal rail, as SRAM Vmin usually forces.
+
     ``sram_read_pj_per_64b`` is a table of ``(size_kB, pJ per 64-bit read)`` points, interpolated
     log-log in size; a write costs ``sram_write_factor`` times a read.
     """
@@ -172,6 +175,7 @@ class TechParams:
     leak_w_per_pe: float = 44e-6
     leak_w_per_sram_kb: float = 2e-6
     leak_k: float = 5.0
+    sram_scales_with_vdd: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vnom", check_float("tech.vnom", self.vnom, 0.3, 2.0, unit="V"))
@@ -184,6 +188,10 @@ class TechParams:
             check_float("tech.sram_write_factor", self.sram_write_factor, 0.0, 100.0),
         )
         object.__setattr__(self, "leak_k", check_float("tech.leak_k", self.leak_k, 0.0, 50.0))
+        if not isinstance(self.sram_scales_with_vdd, bool):
+            raise ConfigError(
+                f"tech.sram_scales_with_vdd: got {self.sram_scales_with_vdd!r}, expected true or false"
+            )
         points = self.sram_read_pj_per_64b
         if not isinstance(points, tuple | list) or len(points) == 0:
             raise ConfigError(
