@@ -1,0 +1,131 @@
+"""Energy model: closed forms, published ratios, and the ledger."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from accelsim.config import HardwareConfig, MemoryConfig, OperatingPoint, default_tech, load_preset
+from accelsim.hw.energy import (
+    COMPONENTS,
+    EnergyBreakdown,
+    EnergyLedger,
+    dynamic_scale,
+    layer_energy,
+    leakage_power,
+    leakage_scale,
+    sram_j_per_byte,
+)
+from accelsim.hw.mapping import map_gemm
+from accelsim.hw.memory import dram_traffic, layer_timing
+
+TECH = default_tech()
+
+
+@pytest.mark.parametrize(("vdd", "published"), [(0.8, 0.79), (0.7, 0.61), (0.6, 0.44)])
+def test_dynamic_scale_matches_published_cv2_ratios(vdd, published):
+    # timing.md s1.3: dynamic energy per op relative to 0.9 V is 0.79x / 0.61x / 0.44x.
+    assert dynamic_scale(vdd, TECH) == pytest.approx(published, abs=0.005)
+    assert dynamic_scale(TECH.vnom, TECH) == 1.0
+
+
+def test_leakage_scale_within_published_ptm_range():
+    assert leakage_scale(TECH.vnom, TECH) == 1.0
+    # timing.md s1.3 [S]: leakage *power* factor per +100 mV near nominal is x1.7 to x2.6.
+    factor = leakage_scale(TECH.vnom + 0.1, TECH)
+    assert 1.7 <= factor <= 2.6
+    assert factor == pytest.approx((1.0 / 0.9) * math.exp(0.5))
+    # Monotone in V.
+    volts = [0.5 + 0.05 * i for i in range(12)]
+    scales = [leakage_scale(v, TECH) for v in volts]
+    assert scales == sorted(scales)
+
+
+def test_sram_energy_table_points_and_interpolation():
+    # At the table points: pJ per 64 bit / 8 bytes.
+    assert sram_j_per_byte(8, TECH) == pytest.approx(5e-12 / 8)
+    assert sram_j_per_byte(32, TECH) == pytest.approx(10e-12 / 8)
+    assert sram_j_per_byte(1024, TECH) == pytest.approx(50e-12 / 8)
+    # Log-log interpolation: 16 kB is the geometric mean of the 8 and 32 kB energies.
+    assert sram_j_per_byte(16, TECH) == pytest.approx(math.sqrt(5 * 10) * 1e-12 / 8)
+    # Clamped at the ends (banked large SRAMs, tiny SRAMs no cheaper than the smallest point).
+    assert sram_j_per_byte(1, TECH) == sram_j_per_byte(8, TECH)
+    assert sram_j_per_byte(8192, TECH) == sram_j_per_byte(1024, TECH)
+    sizes = [8, 12, 32, 64, 256, 1024]
+    energies = [sram_j_per_byte(s, TECH) for s in sizes]
+    assert energies == sorted(energies)
+
+
+def test_leakage_is_fifteen_percent_of_pe_power_at_nominal():
+    # timing.md s9: P_leak0 = 15% of total at V0 (applied per PE at full activity).
+    hw = HardwareConfig(tech=TECH)
+    p_leak_pe = TECH.leak_w_per_pe
+    p_dyn_pe = TECH.e_mac_int8 * TECH.fnom
+    assert p_leak_pe / (p_leak_pe + p_dyn_pe) == pytest.approx(0.15, abs=0.001)
+    sram_kb = hw.memory.ifmap_sram_kb + hw.memory.filter_sram_kb + hw.memory.ofmap_sram_kb
+    expected = TECH.leak_w_per_pe * hw.array.pes + TECH.leak_w_per_sram_kb * sram_kb
+    assert leakage_power(hw, TECH.vnom) == pytest.approx(expected)
+
+
+def _layer(hw: HardwareConfig, op: OperatingPoint, m: int, n: int, k: int):
+    mapping = map_gemm(m, n, k, hw.array)
+    traffic = dram_traffic(mapping, hw.memory)
+    timing = layer_timing(mapping, traffic, hw.memory, op.freq)
+    return mapping, traffic, timing, layer_energy(mapping, traffic, timing, hw, op)
+
+
+def test_layer_energy_components_closed_form():
+    hw = load_preset("tpu-128x128")
+    op = OperatingPoint.nominal(hw.tech)
+    mapping, traffic, timing, energy = _layer(hw, op, 256, 1152, 4608)
+    assert energy.mac == pytest.approx(256 * 1152 * 4608 * 0.25e-12)
+    assert energy.dram == pytest.approx(traffic.dram_bytes * hw.tech.dram_j_per_byte)
+    assert energy.leakage == pytest.approx(leakage_power(hw, op.vdd) * timing.total_s)
+    assert energy.sram > 0
+    assert energy.total == pytest.approx(energy.mac + energy.sram + energy.dram + energy.leakage)
+
+
+def test_undervolting_scales_dynamic_not_dram():
+    hw = load_preset("tpu-128x128")
+    nominal = _layer(hw, OperatingPoint(0.9, 1e9), 256, 1152, 1152)[3]
+    low = _layer(hw, OperatingPoint(0.7, 1e9), 256, 1152, 1152)[3]
+    assert low.mac == pytest.approx(nominal.mac * (0.7 / 0.9) ** 2)
+    assert low.dram == pytest.approx(nominal.dram)
+    assert low.sram == pytest.approx(nominal.sram)  # SRAMs on a fixed rail by default
+    assert low.leakage < nominal.leakage
+    hw_rail = replace(hw, tech=replace(hw.tech, sram_scales_with_vdd=True))
+    low_rail = _layer(hw_rail, OperatingPoint(0.7, 1e9), 256, 1152, 1152)[3]
+    assert low_rail.sram == pytest.approx(nominal.sram * (0.7 / 0.9) ** 2)
+
+
+def test_overclocking_saves_leakage_only_when_compute_bound():
+    hw = load_preset("tpu-128x128")
+    # Compute bound: big square GEMM, everything fits on chip.
+    slow = _layer(hw, OperatingPoint(0.9, 1e9), 1024, 1024, 1024)
+    fast = _layer(hw, OperatingPoint(0.9, 2e9), 1024, 1024, 1024)
+    assert fast[3].mac == pytest.approx(slow[3].mac)
+    assert fast[3].leakage < 0.6 * slow[3].leakage
+    # Memory bound: one token through a large weight matrix on a slow DRAM.
+    edge = HardwareConfig(hw.array, MemoryConfig(64, 64, 64, 1, 1e9, 100e-9), hw.tech)
+    slow_m = _layer(edge, OperatingPoint(0.9, 1e9), 1, 4096, 4096)
+    fast_m = _layer(edge, OperatingPoint(0.9, 2e9), 1, 4096, 4096)
+    assert fast_m[2].total_s == pytest.approx(slow_m[2].total_s, rel=0.01)
+    assert fast_m[3].leakage == pytest.approx(slow_m[3].leakage, rel=0.01)
+
+
+def test_ledger_accumulates_by_key_and_component():
+    ledger = EnergyLedger()
+    ledger.add("qkv", EnergyBreakdown(mac=1.0, sram=2.0), count=3)
+    ledger.add("qkv", EnergyBreakdown(dram=1.0))
+    ledger.add("fc1", EnergyBreakdown(leakage=0.5))
+    ledger.charge("dvfs", 0.25)
+    by_key = ledger.by_key
+    assert list(by_key) == ["qkv", "fc1", "(run)"]
+    assert by_key["qkv"] == EnergyBreakdown(mac=3.0, sram=6.0, dram=1.0)
+    assert ledger.total.total == pytest.approx(3 + 6 + 1 + 0.5 + 0.25)
+    assert ledger.total.dvfs == 0.25
+    assert set(ledger.total.as_dict()) == set(COMPONENTS)
+    with pytest.raises(ValueError, match="component: got 'cpu'"):
+        ledger.charge("cpu", 1.0)
