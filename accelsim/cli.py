@@ -78,7 +78,11 @@ def _add_perf(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("workload (one of)")
-    src.add_argument("--model", metavar="NAME", help="full-size model workload, e.g. dit-xl2-256 (see 'accelsim workloads')")
+    src.add_argument(
+        "--model",
+        metavar="NAME",
+        help="full-size model workload, e.g. dit-xl2-256 (see 'accelsim workloads')",
+    )
     src.add_argument("--topology", metavar="FILE.csv", help="SCALE-Sim topology CSV")
     src.add_argument(
         "--topology-format",
@@ -87,21 +91,68 @@ def _add_perf(sub: Any) -> None:
         help="format of --topology: conv rows (H, W, Fh, Fw, C, filters, stride) or gemm rows (M, N, K); default conv, as SCALE-Sim",
     )
     wl = p.add_argument_group("workload options")
-    wl.add_argument("--steps", type=_positive_int, default=1, metavar="N", help="forward passes (diffusion steps) to run; default 1")
-    wl.add_argument("--batch", type=_positive_int, default=1, metavar="B", help="batch size of --model; default 1")
-    wl.add_argument("--cfg", action="store_true", help="classifier-free guidance (doubles the batch of --model)")
-    wl.add_argument("--seq-len", type=_positive_int, metavar="L", help="sequence length of language models (gpt2-small, bart-base)")
+    wl.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="forward passes (diffusion steps) to run; default 1",
+    )
+    wl.add_argument(
+        "--batch",
+        type=_positive_int,
+        default=1,
+        metavar="B",
+        help="batch size of --model; default 1",
+    )
+    wl.add_argument(
+        "--cfg", action="store_true", help="classifier-free guidance (doubles the batch of --model)"
+    )
+    wl.add_argument(
+        "--seq-len",
+        type=_positive_int,
+        metavar="L",
+        help="sequence length of language models (gpt2-small, bart-base)",
+    )
     hw = p.add_argument_group("hardware")
-    hw.add_argument("--preset", metavar="NAME", default="tpu-128x128", help="shipped hardware preset; default tpu-128x128 (see 'accelsim workloads')")
-    hw.add_argument("--config", metavar="FILE.toml", help="hardware TOML with [array], [memory], [tech] sections (replaces --preset)")
-    hw.add_argument("--scalesim-cfg", metavar="FILE.cfg", help="SCALE-Sim .cfg file (replaces --preset/--config)")
-    hw.add_argument("--array", type=_array_size, metavar="RxC", help="array size, e.g. 128x128 (overrides the config)")
-    hw.add_argument("--dataflow", choices=("os", "ws", "is"), help="dataflow (overrides the config)")
+    hw.add_argument(
+        "--preset",
+        metavar="NAME",
+        default="tpu-128x128",
+        help="shipped hardware preset; default tpu-128x128 (see 'accelsim workloads')",
+    )
+    hw.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="hardware TOML with [array], [memory], [tech] sections (replaces --preset)",
+    )
+    hw.add_argument(
+        "--scalesim-cfg",
+        metavar="FILE.cfg",
+        help="SCALE-Sim .cfg file (replaces --preset/--config)",
+    )
+    hw.add_argument(
+        "--array",
+        type=_array_size,
+        metavar="RxC",
+        help="array size, e.g. 128x128 (overrides the config)",
+    )
+    hw.add_argument(
+        "--dataflow", choices=("os", "ws", "is"), help="dataflow (overrides the config)"
+    )
     opg = p.add_argument_group("operating point")
-    opg.add_argument("--vdd", type=_float, metavar="V", help="supply voltage in volts; default: nominal (0.9)")
-    opg.add_argument("--freq", type=_float, metavar="GHZ", help="array clock in GHz; default: nominal (1.0)")
+    opg.add_argument(
+        "--vdd", type=_float, metavar="V", help="supply voltage in volts; default: nominal (0.9)"
+    )
+    opg.add_argument(
+        "--freq", type=_float, metavar="GHZ", help="array clock in GHz; default: nominal (1.0)"
+    )
     out = p.add_argument_group("output")
-    out.add_argument("--json", action="store_true", help='print one JSON object {"layers": [...], "totals": {...}}')
+    out.add_argument(
+        "--json",
+        action="store_true",
+        help='print one JSON object {"layers": [...], "totals": {...}}',
+    )
     out.add_argument(
         "--group",
         choices=("type", "block", "layer"),
@@ -139,7 +190,9 @@ def _load_layers(args: argparse.Namespace) -> tuple[list[Any], str]:
         from accelsim.hw.scalesim import read_topology
 
         if args.batch != 1 or args.cfg or args.seq_len:
-            raise AccelsimError("--batch, --cfg and --seq-len apply to --model only, not to --topology")
+            raise AccelsimError(
+                "--batch, --cfg and --seq-len apply to --model only, not to --topology"
+            )
         return read_topology(args.topology, args.topology_format), args.topology
     from accelsim.models.workloads import workload_layers
 
@@ -187,12 +240,19 @@ def _cmd_workloads(args: argparse.Namespace) -> int:
     from accelsim.config import load_preset, preset_names
     from accelsim.models.workloads import list_workloads, workload_layers
 
-    wls = []
+    wls: list[dict[str, Any]] = []
     for info in list_workloads():
         layers = workload_layers(info.name)
         macs = sum(layer.macs * layer.count for layer in layers)
-        wls.append({"name": info.name, "gmacs": macs / 1e9, "description": info.description, "source": info.source})
-    presets = []
+        wls.append(
+            {
+                "name": info.name,
+                "gmacs": macs / 1e9,
+                "description": info.description,
+                "source": info.source,
+            }
+        )
+    presets: list[dict[str, Any]] = []
     for name in preset_names():
         hw = load_preset(name)
         m = hw.memory
@@ -224,7 +284,11 @@ def _cmd_workloads(args: argparse.Namespace) -> int:
         table.add_column(col)
     for pr in presets:
         table.add_row(
-            pr["name"], pr["array"], pr["dataflow"], "/".join(f"{s:g}" for s in pr["sram_kb"]), f"{pr['dram_gbps']:g}"
+            pr["name"],
+            pr["array"],
+            pr["dataflow"],
+            "/".join(f"{s:g}" for s in pr["sram_kb"]),
+            f"{pr['dram_gbps']:g}",
         )
     console.print(table)
     return 0

@@ -131,7 +131,9 @@ class MemoryConfig:
         for name in ("ifmap_sram_kb", "filter_sram_kb", "ofmap_sram_kb"):
             value = check_float(f"memory.{name}", getattr(self, name), 0.0, 1e7, lo_open=True)
             object.__setattr__(self, name, value)
-        object.__setattr__(self, "word_bytes", check_int("memory.word_bytes", self.word_bytes, 1, 8))
+        object.__setattr__(
+            self, "word_bytes", check_int("memory.word_bytes", self.word_bytes, 1, 8)
+        )
         object.__setattr__(
             self,
             "dram_bandwidth",
@@ -169,7 +171,11 @@ class TechParams:
     vnom: float = 0.9
     fnom: float = 1.0e9
     e_mac_int8: float = 0.25e-12
-    sram_read_pj_per_64b: tuple[tuple[float, float], ...] = ((8.0, 5.0), (32.0, 10.0), (1024.0, 50.0))
+    sram_read_pj_per_64b: tuple[tuple[float, float], ...] = (
+        (8.0, 5.0),
+        (32.0, 10.0),
+        (1024.0, 50.0),
+    )
     sram_write_factor: float = 1.0
     dram_j_per_byte: float = 32e-12
     leak_w_per_pe: float = 44e-6
@@ -179,9 +185,13 @@ class TechParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vnom", check_float("tech.vnom", self.vnom, 0.3, 2.0, unit="V"))
-        object.__setattr__(self, "fnom", check_float("tech.fnom", self.fnom, 0.0, 1e11, lo_open=True))
+        object.__setattr__(
+            self, "fnom", check_float("tech.fnom", self.fnom, 0.0, 1e11, lo_open=True)
+        )
         for name in ("e_mac_int8", "dram_j_per_byte", "leak_w_per_pe", "leak_w_per_sram_kb"):
-            object.__setattr__(self, name, check_float(f"tech.{name}", getattr(self, name), 0.0, 1.0))
+            object.__setattr__(
+                self, name, check_float(f"tech.{name}", getattr(self, name), 0.0, 1.0)
+            )
         object.__setattr__(
             self,
             "sram_write_factor",
@@ -204,7 +214,9 @@ class TechParams:
                 raise ConfigError(
                     f"tech.sram_read_pj_per_64b[{i}]: got {point!r}, expected a [size_kB, pJ] pair"
                 )
-            size = check_float(f"tech.sram_read_pj_per_64b[{i}][0]", point[0], 0.0, 1e7, lo_open=True)
+            size = check_float(
+                f"tech.sram_read_pj_per_64b[{i}][0]", point[0], 0.0, 1e7, lo_open=True
+            )
             pj = check_float(f"tech.sram_read_pj_per_64b[{i}][1]", point[1], 0.0, 1e6, lo_open=True)
             clean.append((size, pj))
         clean.sort()
@@ -219,9 +231,13 @@ class OperatingPoint:
     freq: float
 
     #: Range of supply voltages the models accept, V.
-    VDD_RANGE: tuple[float, float] = field(default=(0.3, 1.5), init=False, repr=False, compare=False)
+    VDD_RANGE: tuple[float, float] = field(
+        default=(0.3, 1.5), init=False, repr=False, compare=False
+    )
     #: Range of clock frequencies the models accept, Hz.
-    FREQ_RANGE: tuple[float, float] = field(default=(1e6, 1e10), init=False, repr=False, compare=False)
+    FREQ_RANGE: tuple[float, float] = field(
+        default=(1e6, 1e10), init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         lo, hi = self.VDD_RANGE
@@ -279,22 +295,30 @@ def memory_from_dict(data: dict[str, Any], tech: TechParams) -> MemoryConfig:
     """
     reject_unknown_keys("memory", data, _field_names(MemoryConfig) | _MEMORY_ALIASES)
     data = dict(data)
-    given = [k for k in ("dram_bandwidth", "dram_bandwidth_gbps", "dram_words_per_cycle") if k in data]
+    given = [
+        k for k in ("dram_bandwidth", "dram_bandwidth_gbps", "dram_words_per_cycle") if k in data
+    ]
     if len(given) > 1:
         raise ConfigError(
             f"memory: got both {given[0]} and {given[1]}, expected only one way of giving "
             "the DRAM bandwidth"
         )
     if "dram_bandwidth_gbps" in data:
-        value = check_float("memory.dram_bandwidth_gbps", data.pop("dram_bandwidth_gbps"), 0.0, 1e6, lo_open=True)
+        value = check_float(
+            "memory.dram_bandwidth_gbps", data.pop("dram_bandwidth_gbps"), 0.0, 1e6, lo_open=True
+        )
         data["dram_bandwidth"] = value * 1e9
     if "dram_words_per_cycle" in data:
-        value = check_float("memory.dram_words_per_cycle", data.pop("dram_words_per_cycle"), 0.0, 1e6, lo_open=True)
+        value = check_float(
+            "memory.dram_words_per_cycle", data.pop("dram_words_per_cycle"), 0.0, 1e6, lo_open=True
+        )
         word_bytes = check_int("memory.word_bytes", data.get("word_bytes", 1), 1, 8)
         data["dram_bandwidth"] = value * word_bytes * tech.fnom
     if "dram_latency_ns" in data:
         if "dram_latency_s" in data:
-            raise ConfigError("memory: got both dram_latency_ns and dram_latency_s, expected only one")
+            raise ConfigError(
+                "memory: got both dram_latency_ns and dram_latency_s, expected only one"
+            )
         value = check_float("memory.dram_latency_ns", data.pop("dram_latency_ns"), 0.0, 1e6)
         data["dram_latency_s"] = value * 1e-9
     return MemoryConfig(**data)
@@ -307,7 +331,9 @@ def tech_from_dict(data: dict[str, Any], base: TechParams | None = None) -> Tech
     if "fnom_ghz" in data:
         if "fnom" in data:
             raise ConfigError("tech: got both fnom and fnom_ghz, expected only one")
-        data["fnom"] = check_float("tech.fnom_ghz", data.pop("fnom_ghz"), 0.0, 100.0, lo_open=True) * 1e9
+        data["fnom"] = (
+            check_float("tech.fnom_ghz", data.pop("fnom_ghz"), 0.0, 100.0, lo_open=True) * 1e9
+        )
     if "sram_read_pj_per_64b" in data and isinstance(data["sram_read_pj_per_64b"], list):
         data["sram_read_pj_per_64b"] = tuple(
             tuple(p) if isinstance(p, list) else p for p in data["sram_read_pj_per_64b"]

@@ -65,12 +65,30 @@ def main() -> None:
 
     t_cached = _best_of(lambda: evaluate_workload(layers, hw, op, repeats=steps), args.repeat)
     t_uncached = _best_of(lambda: [evaluate_layer(layer, hw, op) for layer in layers], args.repeat)
-    cmd = [sys.executable, "-m", "accelsim.cli", "perf", "--model", "dit-xl2-256", "--array", "128x128",
-           "--dataflow", "ws", "--steps", str(steps), "--json"]
-    t_cli = _best_of(lambda: subprocess.run(cmd, check=True, capture_output=True), max(1, args.repeat // 2))
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelsim.cli",
+        "perf",
+        "--model",
+        "dit-xl2-256",
+        "--array",
+        "128x128",
+        "--dataflow",
+        "ws",
+        "--steps",
+        str(steps),
+        "--json",
+    ]
+    t_cli = _best_of(
+        lambda: subprocess.run(cmd, check=True, capture_output=True), max(1, args.repeat // 2)
+    )
 
     scalesim_distinct_s = [len(distinct) * s for s in SCALESIM_S_PER_LAYER]
-    scalesim_macs_s = sum(layer.macs for layer in {(lyr.M, lyr.N, lyr.K): lyr for lyr in layers}.values()) / SCALESIM_MACS_PER_S
+    scalesim_macs_s = (
+        sum(layer.macs for layer in {(lyr.M, lyr.N, lyr.K): lyr for lyr in layers}.values())
+        / SCALESIM_MACS_PER_S
+    )
     result = {
         "benchmark": "perf_model",
         "workload": "dit-xl2-256",

@@ -105,7 +105,9 @@ def test_tech_errors():
 
 
 def test_unknown_keys_are_errors_with_hint():
-    with pytest.raises(ConfigError, match=r"^array\.dataflw: unknown key \(did you mean 'dataflow'\?\)"):
+    with pytest.raises(
+        ConfigError, match=r"^array\.dataflw: unknown key \(did you mean 'dataflow'\?\)"
+    ):
         hardware_from_dict({"array": {"dataflw": "ws"}})
     with pytest.raises(ConfigError, match=r"^memroy: unknown key \(did you mean 'memory'\?\)"):
         hardware_from_dict({"memroy": {}})
@@ -119,7 +121,9 @@ def test_bandwidth_aliases():
     hw = hardware_from_dict({"memory": {"dram_bandwidth_gbps": 25.6, "dram_latency_ns": 80}})
     assert hw.memory.dram_bandwidth == pytest.approx(25.6e9)
     assert hw.memory.dram_latency_s == pytest.approx(80e-9)
-    with pytest.raises(ConfigError, match=r"^memory: got both dram_bandwidth_gbps and dram_words_per_cycle"):
+    with pytest.raises(
+        ConfigError, match=r"^memory: got both dram_bandwidth_gbps and dram_words_per_cycle"
+    ):
         hardware_from_dict({"memory": {"dram_bandwidth_gbps": 1, "dram_words_per_cycle": 1}})
 
 

@@ -111,17 +111,23 @@ def leakage_power(hw: HardwareConfig, vdd: float) -> float:
 
 
 def _sram_energy(mapping: Mapping, traffic: Traffic, mem: MemoryConfig, tech: TechParams) -> float:
-    """SRAM dynamic energy of one layer at vnom, J."""
+    """SRAM dynamic energy of one layer at vnom, J.
+
+    ifmap/filter SRAMs: array-side reads plus fills from DRAM (writes). ofmap SRAM: outputs
+    and partial sums written by the array, partial-sum read-modify-write reads, partial sums
+    read back from DRAM (writes) and the drain to DRAM (reads).
+    """
     wb = mem.word_bytes
     e_if = sram_j_per_byte(mem.ifmap_sram_kb, tech) * wb
     e_fl = sram_j_per_byte(mem.filter_sram_kb, tech) * wb
     e_of = sram_j_per_byte(mem.ofmap_sram_kb, tech) * wb
     w = tech.sram_write_factor
-    ofmap_reads = getattr(mapping, "sram_ofmap_reads", 0)
+    ofmap_writes = mapping.ofmap_words_written + traffic.dram_ofmap_reads
+    ofmap_reads = mapping.sram_ofmap_reads + traffic.dram_ofmap_writes
     return (
         e_if * (mapping.sram_ifmap_reads + w * traffic.dram_ifmap_reads)
         + e_fl * (mapping.sram_filter_reads + w * traffic.dram_filter_reads)
-        + e_of * (w * mapping.sram_ofmap_writes + ofmap_reads + traffic.dram_ofmap_writes)
+        + e_of * (w * ofmap_writes + ofmap_reads)
     )
 
 
@@ -162,7 +168,9 @@ class EnergyLedger:
     def charge(self, component: str, joules: float, key: str = "(run)") -> None:
         """Charge ``joules`` of one ``component`` (one of COMPONENTS) to ``key``."""
         if component not in COMPONENTS:
-            raise ValueError(f"component: got {component!r}, expected one of {', '.join(COMPONENTS)}")
+            raise ValueError(
+                f"component: got {component!r}, expected one of {', '.join(COMPONENTS)}"
+            )
         self.add(key, EnergyBreakdown(**{component: joules}))
 
     @property

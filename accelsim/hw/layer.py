@@ -74,7 +74,9 @@ def conv_output_size(
     elif isinstance(padding, int) and not isinstance(padding, bool) and padding >= 0:
         pad = padding
     else:
-        raise ShapeError(f"{prefix}padding: got {padding!r}, expected 'none', 'same' or an integer >= 0")
+        raise ShapeError(
+            f"{prefix}padding: got {padding!r}, expected 'none', 'same' or an integer >= 0"
+        )
     if filt > size + 2 * pad:
         raise ShapeError(
             f"{prefix}filter size {filt} is larger than the padded input size {size + 2 * pad}"

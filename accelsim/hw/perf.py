@@ -171,7 +171,11 @@ class PerfReport:
             raise ConfigError(f"by: got {by!r}, expected one of layer, layer_type, block")
         ledger = EnergyLedger()
         for lp in self.layers:
-            key = {"layer": lp.layer.name, "layer_type": lp.layer.layer_type, "block": lp.layer.block}[by]
+            key = {
+                "layer": lp.layer.name,
+                "layer_type": lp.layer.layer_type,
+                "block": lp.layer.block,
+            }[by]
             ledger.add(key or "(none)", lp.energy, lp.count)
         return ledger
 
@@ -202,7 +206,9 @@ def _ceil_cycles(seconds: float, freq: float) -> int:
     return int(rounded) if abs(cycles - rounded) < 1e-6 else int(cycles) + 1
 
 
-def evaluate_layer(layer: GemmLayer, hw: HardwareConfig, op: OperatingPoint, count: int = 1) -> LayerPerf:
+def evaluate_layer(
+    layer: GemmLayer, hw: HardwareConfig, op: OperatingPoint, count: int = 1
+) -> LayerPerf:
     """Mapping, traffic, timing and energy of one GEMM layer at operating point ``op``."""
     mapping = map_gemm(layer.M, layer.N, layer.K, hw.array)
     traffic = dram_traffic(mapping, hw.memory)
@@ -236,7 +242,15 @@ def evaluate_workload(
             base = evaluate_layer(layer, hw, op)
             cache[key] = base
         results.append(
-            LayerPerf(layer, layer.count * repeats, base.mapping, base.traffic, base.timing, base.energy, op.freq)
+            LayerPerf(
+                layer,
+                layer.count * repeats,
+                base.mapping,
+                base.traffic,
+                base.timing,
+                base.energy,
+                op.freq,
+            )
         )
     totals = PerfTotals(
         macs=sum(lp.mapping.macs * lp.count for lp in results),
@@ -263,11 +277,21 @@ def group_by(report: PerfReport, key: str = "layer_type") -> list[dict[str, Any]
         raise ConfigError(f"group: got {key!r}, expected one of layer_type, block, layer")
     rows: dict[str, dict[str, Any]] = {}
     for lp in report.layers:
-        name = {"layer_type": lp.layer.layer_type, "block": lp.layer.block, "layer": lp.layer.name}[key]
+        name = {"layer_type": lp.layer.layer_type, "block": lp.layer.block, "layer": lp.layer.name}[
+            key
+        ]
         row = rows.setdefault(
             name or "(none)",
-            {"group": name or "(none)", "calls": 0, "macs": 0, "cycles": 0, "compute_s": 0.0,
-             "stall_s": 0.0, "fill_s": 0.0, "energy": EnergyBreakdown()},
+            {
+                "group": name or "(none)",
+                "calls": 0,
+                "macs": 0,
+                "cycles": 0,
+                "compute_s": 0.0,
+                "stall_s": 0.0,
+                "fill_s": 0.0,
+                "energy": EnergyBreakdown(),
+            },
         )
         row["calls"] += lp.count
         row["macs"] += lp.mapping.macs * lp.count

@@ -12,7 +12,17 @@ def si(value: float, unit: str) -> str:
     """Format ``value`` with an SI prefix, e.g. ``si(3.2e-3, "J") == "3.20 mJ"``."""
     if value == 0:
         return f"0 {unit}"
-    prefixes = [(1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")]
+    prefixes = [
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+        (1.0, ""),
+        (1e-3, "m"),
+        (1e-6, "u"),
+        (1e-9, "n"),
+        (1e-12, "p"),
+    ]
     for scale, prefix in prefixes:
         if abs(value) >= scale:
             return f"{value / scale:.3g} {prefix}{unit}"
@@ -33,7 +43,20 @@ def print_perf_report(report: PerfReport, workload: str, group: str = "layer_typ
     heading = {"layer_type": "layer type", "block": "block", "layer": "layer"}[group]
     table = Table(title=title, title_justify="left")
     table.add_column(heading)
-    for col in ("calls", "GMACs", "Mcycles", "util", "compute", "stall+fill", "energy", "MAC", "SRAM", "DRAM", "leak", "share"):
+    for col in (
+        "calls",
+        "GMACs",
+        "Mcycles",
+        "util",
+        "compute",
+        "stall+fill",
+        "energy",
+        "MAC",
+        "SRAM",
+        "DRAM",
+        "leak",
+        "share",
+    ):
         table.add_column(col, justify="right")
     total_energy = tot.energy.total
     for row in group_by(report, group):

@@ -32,24 +32,77 @@ def test_help_explains_every_option():
     assert "perf" in top.stdout and "workloads" in top.stdout
     perf = run_cli("perf", "--help")
     assert perf.returncode == 0
-    for option in ("--model", "--topology", "--topology-format", "--scalesim-cfg", "--array",
-                   "--dataflow", "--steps", "--vdd", "--freq", "--json", "--batch", "--cfg",
-                   "--preset", "--config", "--seq-len", "--group"):
+    for option in (
+        "--model",
+        "--topology",
+        "--topology-format",
+        "--scalesim-cfg",
+        "--array",
+        "--dataflow",
+        "--steps",
+        "--vdd",
+        "--freq",
+        "--json",
+        "--batch",
+        "--cfg",
+        "--preset",
+        "--config",
+        "--seq-len",
+        "--group",
+    ):
         assert option in perf.stdout, option
     assert "volts" in perf.stdout and "GHz" in perf.stdout
 
 
 def test_perf_table_dit(capsys):
-    assert main(["perf", "--model", "dit-xl2-256", "--array", "128x128", "--dataflow", "ws", "--steps", "50"]) == 0
+    assert (
+        main(
+            [
+                "perf",
+                "--model",
+                "dit-xl2-256",
+                "--array",
+                "128x128",
+                "--dataflow",
+                "ws",
+                "--steps",
+                "50",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     for word in ("attn-scores", "fc1", "total", "TOPS", "TOPS/W", "leakage", "dram"):
         assert word in out, word
 
 
 def test_perf_json_dit_totals(capsys):
-    doc = run_json(capsys, "perf", "--model", "dit-xl2-256", "--array", "128x128", "--dataflow", "ws", "--steps", "50")
-    required = {"layer", "M", "N", "K", "count", "macs", "compute_cycles", "stall_cycles",
-                "mapping_efficiency", "dram_reads", "dram_writes", "energy_j"}
+    doc = run_json(
+        capsys,
+        "perf",
+        "--model",
+        "dit-xl2-256",
+        "--array",
+        "128x128",
+        "--dataflow",
+        "ws",
+        "--steps",
+        "50",
+    )
+    required = {
+        "layer",
+        "M",
+        "N",
+        "K",
+        "count",
+        "macs",
+        "compute_cycles",
+        "stall_cycles",
+        "mapping_efficiency",
+        "dram_reads",
+        "dram_writes",
+        "energy_j",
+    }
     assert doc["layers"], "no layers"
     for layer in doc["layers"]:
         assert required <= set(layer)
@@ -62,7 +115,9 @@ def test_perf_json_dit_totals(capsys):
         (layer["compute_cycles"] + layer["stall_cycles"] + layer["fill_cycles"]) * layer["count"]
         for layer in doc["layers"]
     )
-    assert totals["energy_j"] == pytest.approx(sum(layer["energy_j"] * layer["count"] for layer in doc["layers"]))
+    assert totals["energy_j"] == pytest.approx(
+        sum(layer["energy_j"] * layer["count"] for layer in doc["layers"])
+    )
     assert totals["cycles"] >= totals["macs"] / (128 * 128)
 
 
@@ -71,7 +126,9 @@ def test_perf_operating_point_scales_energy_and_time(capsys):
     low = run_json(capsys, "perf", "--model", "vit-b16", "--vdd", "0.8")["totals"]
     fast = run_json(capsys, "perf", "--model", "vit-b16", "--freq", "2.0")["totals"]
     # Dynamic MAC energy scales exactly with (V/Vnom)^2 (CV^2), independently of the clock.
-    assert low["energy_split_j"]["mac"] == pytest.approx(base["energy_split_j"]["mac"] * (0.8 / 0.9) ** 2)
+    assert low["energy_split_j"]["mac"] == pytest.approx(
+        base["energy_split_j"]["mac"] * (0.8 / 0.9) ** 2
+    )
     assert fast["energy_split_j"]["mac"] == pytest.approx(base["energy_split_j"]["mac"])
     assert low["energy_j"] < base["energy_j"]
     assert fast["compute_s"] == pytest.approx(base["compute_s"] / 2)
@@ -80,11 +137,28 @@ def test_perf_operating_point_scales_energy_and_time(capsys):
 
 def test_perf_topology_gemm_matches_scalesim(capsys, tmp_path):
     topo = tmp_path / "small.csv"
-    rows = [r for r in csv.DictReader((DATA / "scalesim_small_gemm.csv").open())
-            if r["dataflow"] == "os" and r["array_h"] == "32" and r["bw_mode"] == "CALC"]
+    rows = [
+        r
+        for r in csv.DictReader((DATA / "scalesim_small_gemm.csv").open())
+        if r["dataflow"] == "os" and r["array_h"] == "32" and r["bw_mode"] == "CALC"
+    ]
     assert rows
-    topo.write_text("Layer name, M, N, K,\n" + "".join(f"{r['layer']}, {r['M']}, {r['N']}, {r['K']},\n" for r in rows))
-    doc = run_json(capsys, "perf", "--topology", str(topo), "--topology-format", "gemm", "--array", "32x32", "--dataflow", "os")
+    topo.write_text(
+        "Layer name, M, N, K,\n"
+        + "".join(f"{r['layer']}, {r['M']}, {r['N']}, {r['K']},\n" for r in rows)
+    )
+    doc = run_json(
+        capsys,
+        "perf",
+        "--topology",
+        str(topo),
+        "--topology-format",
+        "gemm",
+        "--array",
+        "32x32",
+        "--dataflow",
+        "os",
+    )
     got = {layer["layer"]: layer["compute_cycles"] for layer in doc["layers"]}
     assert got == {r["layer"]: int(r["compute_cycles"]) for r in rows}
 
@@ -99,7 +173,16 @@ def test_perf_scalesim_cfg(capsys, tmp_path):
     )
     topo = tmp_path / "t.csv"
     topo.write_text("Layer name, M, N, K,\ng100x37x53, 100, 37, 53,\n")
-    doc = run_json(capsys, "perf", "--scalesim-cfg", str(cfg), "--topology", str(topo), "--topology-format", "gemm")
+    doc = run_json(
+        capsys,
+        "perf",
+        "--scalesim-cfg",
+        str(cfg),
+        "--topology",
+        str(topo),
+        "--topology-format",
+        "gemm",
+    )
     assert doc["layers"][0]["compute_cycles"] == 4269  # scalesim_small_gemm.csv, ws 8x8
     assert doc["config"]["array"] == "8x8"
 
@@ -108,8 +191,15 @@ def test_workloads_lists_models_and_presets(capsys):
     assert main(["workloads", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     names = {w["name"] for w in doc["workloads"]}
-    assert {"dit-xl2-256", "dit-xl2-512", "pixart-alpha-512", "sd2-unet-512", "vit-b16",
-            "gpt2-small", "bart-base"} <= names
+    assert {
+        "dit-xl2-256",
+        "dit-xl2-512",
+        "pixart-alpha-512",
+        "sd2-unet-512",
+        "vit-b16",
+        "gpt2-small",
+        "bart-base",
+    } <= names
     assert {"tpu-128x128", "array-32x32", "edge-8x8"} <= {p["name"] for p in doc["presets"]}
 
 

@@ -80,7 +80,7 @@ def _layer(hw: HardwareConfig, op: OperatingPoint, m: int, n: int, k: int):
 def test_layer_energy_components_closed_form():
     hw = load_preset("tpu-128x128")
     op = OperatingPoint.nominal(hw.tech)
-    mapping, traffic, timing, energy = _layer(hw, op, 256, 1152, 4608)
+    _, traffic, timing, energy = _layer(hw, op, 256, 1152, 4608)
     assert energy.mac == pytest.approx(256 * 1152 * 4608 * 0.25e-12)
     assert energy.dram == pytest.approx(traffic.dram_bytes * hw.tech.dram_j_per_byte)
     assert energy.leakage == pytest.approx(leakage_power(hw, op.vdd) * timing.total_s)
