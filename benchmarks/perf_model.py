@@ -11,8 +11,10 @@ Cases timed (best of ``--repeat`` runs, after one warm-up):
 
 * ``workload_cached``: ``evaluate_workload`` as ``accelsim perf`` runs it (identical shapes are
   evaluated once);
-* ``every_layer_uncached``: every GEMM layer record evaluated from scratch (no shape cache),
-  i.e. the cost of the model itself per layer;
+* ``every_layer_uncached``: every GEMM layer record of the workload evaluated from scratch (mapping
+  memo cleared);
+* ``sweep_all_workloads_uncached``: every layer of all eight shipped workloads on 8x8, 32x32 and
+  128x128 arrays in os/ws/is, no memoization (the per-layer cost of the model);
 * ``cli_end_to_end``: ``accelsim perf --model dit-xl2-256 --array 128x128 --dataflow ws --steps 50
   --json`` as a subprocess (Python start-up and imports included).
 """
@@ -29,8 +31,9 @@ import time
 from pathlib import Path
 
 from accelsim.config import OperatingPoint, load_preset
+from accelsim.hw.mapping import clear_mapping_cache
 from accelsim.hw.perf import evaluate_layer, evaluate_workload
-from accelsim.models.workloads import workload_layers
+from accelsim.models.workloads import list_workloads, workload_layers
 
 #: SCALE-Sim v3 seconds per DiT-XL/2 layer on a 128x128 array (scalesim.md, measured range).
 SCALESIM_S_PER_LAYER = (100.0, 400.0)
@@ -64,7 +67,29 @@ def main() -> None:
     distinct = {(layer.M, layer.N, layer.K) for layer in layers}
 
     t_cached = _best_of(lambda: evaluate_workload(layers, hw, op, repeats=steps), args.repeat)
-    t_uncached = _best_of(lambda: [evaluate_layer(layer, hw, op) for layer in layers], args.repeat)
+
+    def uncached() -> None:
+        clear_mapping_cache()
+        for layer in layers:
+            evaluate_layer(layer, hw, op)
+
+    t_uncached = _best_of(uncached, args.repeat)
+
+    # Every layer of all eight workloads on 3 array sizes x 3 dataflows, nothing memoized.
+    sweep = [
+        (layer, hw.with_array(rows=size, cols=size, dataflow=df))
+        for info in list_workloads()
+        for layer in workload_layers(info.name)
+        for size in (8, 32, 128)
+        for df in ("os", "ws", "is")
+    ]
+
+    def sweep_uncached() -> None:
+        clear_mapping_cache()
+        for layer, hw_i in sweep:
+            evaluate_layer(layer, hw_i, op)
+
+    t_sweep = _best_of(sweep_uncached, args.repeat)
     cmd = [
         sys.executable,
         "-m",
@@ -104,7 +129,10 @@ def main() -> None:
             "workload_cached": t_cached,
             "every_layer_uncached": t_uncached,
             "cli_end_to_end": t_cli,
+            "sweep_all_workloads_uncached": t_sweep,
         },
+        "sweep_layer_evaluations": len(sweep),
+        "microseconds_per_layer_evaluation": 1e6 * t_sweep / len(sweep),
         "baseline_scalesim": {
             "source": "../shared/reference/scalesim.md (SCALE-Sim v3.0.0 measured on this class of machine)",
             "seconds_per_dit_layer": list(SCALESIM_S_PER_LAYER),

@@ -16,8 +16,9 @@ Per-event energies come from :class:`~accelsim.config.TechParams` (defaults and 
   ``(V/vnom)**2``), otherwise on a fixed nominal rail.
 * **DRAM**: ``dram_bytes * dram_j_per_byte``; DRAM has its own supply and does not scale.
 * **Leakage**: ``P_leak0 * (V/vnom) * exp(leak_k * (V - vnom))`` times the layer's wall time
-  (compute + stall + fill), with ``P_leak0 = leak_w_per_pe * R * C + leak_w_per_sram_kb *
-  (total SRAM kB)`` (timing.md sections 1.3 and 9).
+  (compute + stall + fill), with ``P_leak0 = leak_w_per_pe * R * C`` for the array plus
+  ``leak_w_per_sram_kb * (total SRAM kB)`` for the SRAMs, which scales with V only when they
+  are on the array's rail (timing.md sections 1.3 and 9).
 
 Dynamic energy per operation is independent of the clock (``E = a C V^2``); leakage energy is
 power times time, so overclocking saves leakage energy on compute-bound layers and none on
@@ -103,11 +104,17 @@ def sram_j_per_byte(size_kb: float, tech: TechParams) -> float:
 
 
 def leakage_power(hw: HardwareConfig, vdd: float) -> float:
-    """Leakage power of the array and its SRAMs at supply ``vdd`` (V), in W."""
-    mem = hw.memory
+    """Leakage power of the array and its SRAMs with the array at supply ``vdd`` (V), in W.
+
+    The PE array's leakage scales with ``vdd``; the SRAMs' only when they share the array's
+    rail (``tech.sram_scales_with_vdd``), otherwise they leak at their nominal-rail value.
+    """
+    mem, tech = hw.memory, hw.tech
     sram_kb = mem.ifmap_sram_kb + mem.filter_sram_kb + mem.ofmap_sram_kb
-    p0 = hw.tech.leak_w_per_pe * hw.array.pes + hw.tech.leak_w_per_sram_kb * sram_kb
-    return p0 * leakage_scale(vdd, hw.tech)
+    scale = leakage_scale(vdd, tech)
+    p_array = tech.leak_w_per_pe * hw.array.pes * scale
+    p_sram = tech.leak_w_per_sram_kb * sram_kb * (scale if tech.sram_scales_with_vdd else 1.0)
+    return p_array + p_sram
 
 
 def _sram_energy(mapping: Mapping, traffic: Traffic, mem: MemoryConfig, tech: TechParams) -> float:

@@ -82,7 +82,7 @@ import numpy.typing as npt
 from accelsim.config import ArrayConfig, Dataflow
 from accelsim.errors import ShapeError
 
-__all__ = ["Mapping", "MappingBatch", "map_gemm", "map_gemms"]
+__all__ = ["Mapping", "MappingBatch", "clear_mapping_cache", "map_gemm", "map_gemms"]
 
 #: A GEMM size: a Python or numpy integer.
 IntLike = int | np.integer[Any]
@@ -214,6 +214,11 @@ def _map_cached(
         sram_ofmap_writes=ofw,
         sram_ofmap_reads=ofr,
     )
+
+
+def clear_mapping_cache() -> None:
+    """Forget memoized mappings (for benchmarks that time the model itself)."""
+    _map_cached.cache_clear()
 
 
 def map_gemm(

@@ -7,7 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from accelsim.config import HardwareConfig, MemoryConfig, OperatingPoint, default_tech, load_preset
+from accelsim.config import (
+    ArrayConfig,
+    HardwareConfig,
+    MemoryConfig,
+    OperatingPoint,
+    default_tech,
+    load_preset,
+)
 from accelsim.hw.energy import (
     COMPONENTS,
     EnergyBreakdown,
@@ -68,6 +75,27 @@ def test_leakage_is_fifteen_percent_of_pe_power_at_nominal():
     sram_kb = hw.memory.ifmap_sram_kb + hw.memory.filter_sram_kb + hw.memory.ofmap_sram_kb
     expected = TECH.leak_w_per_pe * hw.array.pes + TECH.leak_w_per_sram_kb * sram_kb
     assert leakage_power(hw, TECH.vnom) == pytest.approx(expected)
+    # Undervolted: the array's leakage scales, the SRAMs' (fixed rail by default) does not.
+    p_sram = TECH.leak_w_per_sram_kb * sram_kb
+    p_array = TECH.leak_w_per_pe * hw.array.pes
+    assert leakage_power(hw, 0.7) == pytest.approx(p_sram + p_array * leakage_scale(0.7, TECH))
+    hw_rail = replace(hw, tech=replace(TECH, sram_scales_with_vdd=True))
+    assert leakage_power(hw_rail, 0.7) == pytest.approx(expected * leakage_scale(0.7, TECH))
+
+
+def test_sram_energy_closed_form_small_ws_gemm():
+    # 8x8 WS array, 64 kB SRAMs (5.0 * (64/32)**log2(...) interpolated), GEMM M=16, N=8, K=16:
+    # row folds = ceil(K/R) = 2, col folds = 1.
+    hw = HardwareConfig(ArrayConfig(8, 8, "ws"), MemoryConfig(64, 64, 64, 1, 1e12, 0.0), TECH)
+    op = OperatingPoint.nominal(TECH)
+    mapping, traffic, _, energy = _layer(hw, op, 16, 8, 16)
+    e = sram_j_per_byte(64, TECH)
+    ifmap = 16 * 16 * 1 + 16 * 16  # array reads M*K*col_folds + fill from DRAM (fits: once)
+    filt = 16 * 8 + 16 * 8  # K*N reads + fill
+    ofmap = 16 * 8 * 2 + 16 * 8 * 1 + 16 * 8  # psum writes per row fold + RMW reads + drain reads
+    assert (mapping.sram_ifmap_reads, mapping.sram_filter_reads) == (256, 128)
+    assert traffic.dram_ofmap_writes == 16 * 8 and traffic.dram_ofmap_reads == 0
+    assert energy.sram == pytest.approx(e * (ifmap + filt + ofmap))
 
 
 def _layer(hw: HardwareConfig, op: OperatingPoint, m: int, n: int, k: int):
