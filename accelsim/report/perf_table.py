@@ -112,3 +112,10 @@ def print_perf_report(report: PerfReport, workload: str, group: str = "layer_typ
         f"{100 * tot.utilization:.1f}%)  |  efficiency {tot.tops_per_w:.2f} TOPS/W",
         highlight=False,
     )
+    if (op.vdd, op.freq) != (hw.tech.vnom, hw.tech.fnom):
+        console.print(
+            f"note: time and energy only at {op.vdd:.3g} V / {op.freq / 1e9:.3g} GHz "
+            f"(nominal {hw.tech.vnom:.3g} V / {hw.tech.fnom / 1e9:.3g} GHz); "
+            "timing errors are not applied by 'accelsim perf'",
+            highlight=False,
+        )
