@@ -20,11 +20,12 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from accelsim.errors import ConfigError
 
 Dataflow = Literal["os", "ws", "is"]
+_P = TypeVar("_P")
 DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
 
 
@@ -396,14 +397,28 @@ def load_calib_params(name: str = "energy.toml") -> dict[str, Any]:
     return tomllib.loads(text)
 
 
-def default_tech() -> TechParams:
-    """TechParams from ``calib/energy.toml`` (each number there carries its source)."""
-    params = load_calib_params("energy.toml")
+def params_from_calib(cls: type[_P], name: str, overrides: dict[str, Any] | None = None) -> _P:
+    """Build the frozen dataclass ``cls`` from the calib parameter file ``name``.
+
+    The file has one table per field with ``value``, ``unit``, ``source`` and ``confidence``;
+    list values become tuples (of tuples). Unknown keys in the file or in ``overrides`` are
+    errors, so a renamed field cannot silently fall back to its default.
+    """
+    params = load_calib_params(name)
     values: dict[str, Any] = {}
     for key, entry in params.items():
         value = entry["value"]
         if isinstance(value, list):
-            value = tuple(tuple(v) for v in value)
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         values[key] = value
-    reject_unknown_keys("calib/energy.toml", values, _field_names(TechParams))
-    return TechParams(**values)
+    allowed = _field_names(cls)
+    reject_unknown_keys(f"calib/{name}", values, allowed)
+    if overrides:
+        reject_unknown_keys(name.removesuffix(".toml"), overrides, allowed)
+        values.update(overrides)
+    return cls(**values)
+
+
+def default_tech() -> TechParams:
+    """TechParams from ``calib/energy.toml`` (each number there carries its source)."""
+    return params_from_calib(TechParams, "energy.toml")

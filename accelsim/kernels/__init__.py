@@ -1,0 +1,1 @@
+"""numba kernels (plain arrays in, no validation; wrappers live elsewhere)."""

@@ -1,0 +1,1 @@
+"""Timing model: delay vs voltage, data-dependent sensitized delay, variation, error probability."""
