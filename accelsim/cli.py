@@ -294,6 +294,217 @@ def _cmd_workloads(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- ter
+
+
+def _value_list(text: str, what: str, unit: str) -> list[float]:
+    """Parse ``START:STOP:STEP`` (inclusive) or a comma list of numbers."""
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) != 3:
+                raise ValueError
+            start, stop, step = parts
+            if step <= 0 or stop < start:
+                raise argparse.ArgumentTypeError(
+                    f"got {text!r}, expected START:STOP:STEP with STEP > 0 and STOP >= START"
+                )
+            count = round((stop - start) / step) + 1
+            if start + (count - 1) * step > stop + 1e-9 * max(1.0, abs(stop)):
+                count -= 1
+            if count > 10_000:
+                raise argparse.ArgumentTypeError(f"got {text!r}: {count} values, at most 10000")
+            return [round(start + i * step, 10) for i in range(count)]
+        values = [float(p) for p in text.split(",") if p.strip()]
+        if not values:
+            raise ValueError
+        return values
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected {what} in {unit} as START:STOP:STEP or a comma list"
+        ) from None
+
+
+def _add_ter(sub: Any) -> None:
+    p = sub.add_parser(
+        "ter",
+        help="per-MAC timing-error probability over supply voltage and clock frequency",
+        description=(
+            "Per-MAC timing-error probability (TER) for realistic DNN operands on a typical chip "
+            "(or a given chip seed) over a grid of supply voltages and clock frequencies: "
+            "alpha-power delay, data-dependent sensitized delay, PE variation, droop and noise."
+        ),
+        epilog=(
+            "examples:\n"
+            "  accelsim ter --vdd 0.60:0.95:0.05 --freq 1.0 --json\n"
+            "  accelsim ter --vdd 0.60:0.95:0.01 --freq 0.8,1.0,1.2 --plot ter.png\n"
+            "  accelsim ter --vdd 0.7 --freq 1.0 --chip 7      # one die of the Monte Carlo"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--vdd",
+        type=lambda t: _value_list(t, "supply voltages", "volts"),
+        default=_value_list("0.60:0.95:0.05", "", ""),
+        metavar="V",
+        help="supply voltages in volts: START:STOP:STEP (inclusive) or a comma list; default 0.60:0.95:0.05",
+    )
+    p.add_argument(
+        "--freq",
+        type=lambda t: _value_list(t, "clock frequencies", "GHz"),
+        default=[1.0],
+        metavar="GHZ",
+        help="clock frequencies in GHz: a comma list or START:STOP:STEP; default 1.0",
+    )
+    p.add_argument(
+        "--chip",
+        type=int,
+        metavar="SEED",
+        help="a chip seed (its PE variation map and die-to-die offset); default: the typical chip",
+    )
+    p.add_argument(
+        "--array",
+        type=_array_size,
+        default=(128, 128),
+        metavar="RxC",
+        help="array size for the PE map and the droop trace; default 128x128",
+    )
+    p.add_argument(
+        "--dataflow",
+        choices=("os", "ws", "is"),
+        default="ws",
+        help="dataflow of the reference GEMM whose folds trigger droops; default ws",
+    )
+    p.add_argument(
+        "--samples",
+        type=_positive_int,
+        default=1 << 21,
+        metavar="N",
+        help="sampled MAC transitions (resolution 1/N); default 2097152",
+    )
+    p.add_argument(
+        "--cycles",
+        type=_positive_int,
+        default=20_000,
+        metavar="N",
+        help="cycles of the supply trace; default 20000",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the operand and supply samples; default 0"
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print a JSON list, one object per operating point"
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="write a log-scale TER-vs-V plot, one curve per frequency",
+    )
+    p.set_defaults(func=_cmd_ter)
+
+
+def _cmd_ter(args: argparse.Namespace) -> int:
+    from accelsim.config import ArrayConfig
+    from accelsim.timing.delay import check_vdd, signoff_voltage
+    from accelsim.timing.errors import TimingModel, ter_points
+
+    model = TimingModel.default()
+    for vdd in args.vdd:
+        check_vdd(vdd, model.delay)
+    for f in args.freq:
+        if not 0.001 <= f <= 10:
+            raise AccelsimError(f"--freq: got {f:g} GHz, expected a number in [0.001, 10] GHz")
+    array = ArrayConfig(args.array[0], args.array[1], args.dataflow)
+    grid = [(v, f * 1e9) for f in args.freq for v in args.vdd]
+    points = ter_points(
+        grid,
+        model,
+        array=array,
+        chip=args.chip,
+        n_samples=args.samples,
+        n_cycles=args.cycles,
+        seed=args.seed,
+    )
+    rows = [p.as_dict() for p in points]
+    if args.plot:
+        from accelsim.report.ter_plot import plot_ter
+
+        chip = "typical chip" if args.chip is None else f"chip {args.chip}"
+        plot_ter(
+            rows,
+            args.plot,
+            vnom=model.vnom,
+            fnom_ghz=model.fnom / 1e9,
+            signoff_v=signoff_voltage(model.vnom, model.delay),
+            title=f"Per-MAC timing-error probability, DNN operands, {chip}, {array.rows}x{array.cols}",
+        )
+    if args.json:
+        json.dump(rows, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    table = Table(
+        title=f"Timing errors per MAC ({'typical chip' if args.chip is None else f'chip {args.chip}'})"
+    )
+    for col in ("V", "GHz", "CP/T", "TER", "errors per 1e6 MACs"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        ter = r["mac_error_prob"]
+        table.add_row(
+            f"{r['vdd']:.3f}",
+            f"{r['freq_ghz']:g}",
+            f"{r['critical_path_ratio']:.3f}",
+            f"{ter:.3g}" if ter > 0 else f"< {r['resolution']:.1g}",
+            f"{r['errors_per_million_macs']:.3g}",
+        )
+    console.print(table)
+    if args.plot:
+        console.print(f"wrote {args.plot}", highlight=False)
+    return 0
+
+
+# --------------------------------------------------------------------------- calibrate
+
+
+def _add_calibrate(sub: Any) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="refit the timing and energy defaults from the published data in calib/",
+        description=(
+            "Refit the delay-vs-voltage model and rederive the energy parameters from the CSV "
+            "data points in calib/ (each with its source), print the fit quality and, with "
+            "--write, rewrite the parameter files. Deterministic: the same data give the same files."
+        ),
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="write the parameter files (default: only print the fit)",
+    )
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="directory for the written files; default: the installed calib/ directory",
+    )
+    p.set_defaults(func=_cmd_calibrate)
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from accelsim.calibration import format_report, run_calibration
+
+    out = Path(args.out) if args.out else None
+    if out is not None and not out.is_dir():
+        raise AccelsimError(f"--out: got {args.out!r}, expected an existing directory")
+    report = run_calibration(write=args.write, out_dir=out)
+    print(format_report(report))
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -311,6 +522,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"accelsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_perf(sub)
+    _add_ter(sub)
+    _add_calibrate(sub)
     _add_workloads(sub)
     return parser
 

@@ -28,7 +28,16 @@ VNOM, FNOM = 0.9, 1e9
 
 @pytest.mark.parametrize(
     ("vdd", "published"),
-    [(1.0, 0.86), (0.85, 1.10), (0.8, 1.22), (0.75, 1.37), (0.7, 1.59), (0.65, 1.91), (0.6, 2.40), (0.55, 3.30)],
+    [
+        (1.0, 0.86),
+        (0.85, 1.10),
+        (0.8, 1.22),
+        (0.75, 1.37),
+        (0.7, 1.59),
+        (0.65, 1.91),
+        (0.6, 2.40),
+        (0.55, 3.30),
+    ],
 )
 def test_matches_timing_md_resulting_table(vdd, published):
     # timing.md s9 "Resulting d/d0" row, printed to 2 decimals.
@@ -38,17 +47,25 @@ def test_matches_timing_md_resulting_table(vdd, published):
 def test_sensitivity_near_nominal_closed_form():
     # timing.md s1.2: d ln d / dV = 1/V - alpha/(V - Vt) = -1.69 /V at 0.9 V: ~1.7% per 10 mV.
     h = 1e-5
-    slope = (math.log(normalized_delay(VNOM + h, VNOM, P)) - math.log(normalized_delay(VNOM - h, VNOM, P))) / (2 * h)
+    slope = (
+        math.log(normalized_delay(VNOM + h, VNOM, P))
+        - math.log(normalized_delay(VNOM - h, VNOM, P))
+    ) / (2 * h)
     assert slope == pytest.approx(1 / 0.9 - 1.4 / 0.5, rel=1e-6)
     assert slope == pytest.approx(-1.69, abs=0.01)
 
 
 def test_tail_is_continuous_and_one_decade_per_140mv():
-    below, above = normalized_delay(P.v_tail - 1e-9, VNOM, P), normalized_delay(P.v_tail + 1e-9, VNOM, P)
+    below, above = (
+        normalized_delay(P.v_tail - 1e-9, VNOM, P),
+        normalized_delay(P.v_tail + 1e-9, VNOM, P),
+    )
     assert below == pytest.approx(above, rel=1e-6)
     decade_mv = 1000 * P.tail_volts_per_efold * math.log(10)
     assert 130 <= decade_mv <= 150  # timing.md s1.2: one decade per 130-150 mV below 0.5 V
-    assert normalized_delay(0.45, VNOM, P) / normalized_delay(0.55, VNOM, P) == pytest.approx(math.exp(0.1 / 0.06))
+    assert normalized_delay(0.45, VNOM, P) / normalized_delay(0.55, VNOM, P) == pytest.approx(
+        math.exp(0.1 / 0.06)
+    )
 
 
 def test_monotone_and_array_input():
@@ -70,7 +87,9 @@ def test_signoff_and_critical_path_ratio():
     f0 = zero_margin_frequency(VNOM, VNOM, FNOM, P)
     assert critical_path_ratio(VNOM, f0, VNOM, FNOM, P) == pytest.approx(1.0)
     # Without a guardband the typical critical path fills the nominal cycle exactly.
-    assert critical_path_ratio(VNOM, FNOM, VNOM, FNOM, DelayParams(guardband=0.0)) == pytest.approx(1.0)
+    assert critical_path_ratio(VNOM, FNOM, VNOM, FNOM, DelayParams(guardband=0.0)) == pytest.approx(
+        1.0
+    )
 
 
 @pytest.mark.parametrize(("vdd", "published"), [(0.8, 1.25), (0.7, 1.67), (0.6, 2.5)])
@@ -82,11 +101,15 @@ def test_sigma_scale_matches_timing_md(vdd, published):
 def test_check_vdd_and_param_errors():
     p = default_delay_params()
     assert check_vdd(0.7, p) == 0.7
-    with pytest.raises(ConfigError, match=r"^vdd: got 0\.3 V, expected a number in \[0\.4, 1\.2\] V"):
+    with pytest.raises(
+        ConfigError, match=r"^vdd: got 0\.3 V, expected a number in \[0\.4, 1\.2\] V"
+    ):
         check_vdd(0.3, p)
     with pytest.raises(ConfigError, match=r"^vdd: got nan"):
         check_vdd(float("nan"), p)
-    with pytest.raises(ConfigError, match=r"^delay\.v_tail: got 0\.3 V, expected a voltage above delay\.vt"):
+    with pytest.raises(
+        ConfigError, match=r"^delay\.v_tail: got 0\.3 V, expected a voltage above delay\.vt"
+    ):
         DelayParams(v_tail=0.3)
     with pytest.raises(ConfigError, match=r"^delay\.alpha: got 5"):
         DelayParams(alpha=5)
