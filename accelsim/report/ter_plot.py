@@ -51,18 +51,37 @@ def plot_ter(
         va="bottom",
     )
     ax.axvline(vnom, color="0.4", ls=":", lw=1.0)
-    nominal = [r for r in rows if abs(r["vdd"] - vnom) < 1e-9 and abs(r["freq_ghz"] - fnom_ghz) < 1e-9]
+    nominal = [
+        r for r in rows if abs(r["vdd"] - vnom) < 1e-9 and abs(r["freq_ghz"] - fnom_ghz) < 1e-9
+    ]
     y_nom = max(nominal[0]["mac_error_prob"], TER_FLOOR) if nominal else TER_FLOOR
-    ax.plot([vnom], [y_nom], marker="*", ms=14, color="black", zorder=5, ls="none",
-            label=f"nominal {vnom:g} V, {fnom_ghz:g} GHz")
+    ax.plot(
+        [vnom],
+        [y_nom],
+        marker="*",
+        ms=14,
+        color="black",
+        zorder=5,
+        ls="none",
+        label=f"nominal {vnom:g} V, {fnom_ghz:g} GHz",
+    )
     ax.set_xlabel("supply voltage (V)")
     ax.set_ylabel("timing errors per MAC (log)")
-    ax.set_title(title or "Per-MAC timing-error probability, DNN operands, typical chip", fontsize=10)
+    ax.set_title(
+        title or "Per-MAC timing-error probability, DNN operands, typical chip", fontsize=10
+    )
     ax.grid(True, which="major", alpha=0.3)
-    ax.text(0.99, 0.01, f"values below {TER_FLOOR:g} drawn at the floor (no errors)",
-            transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="0.4")
+    fig.text(
+        0.99,
+        0.005,
+        f"points drawn at {TER_FLOOR:g}: no errors (below the floor)",
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="0.4",
+    )
     ax.legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
