@@ -74,9 +74,10 @@ _late_mask`); each only uses upper bounds of arrivals, so none can hide a late b
 ``tests/timing/test_sensitized.py`` checks on random and adversarial operands that the fast
 path returns exactly what the full evaluation (and a pure-Python reference) returns.
 
-Cost (AMD EPYC VM, one core, 10^7 MACs, ``_late_masks`` loop): DNN-WS (signed weights)
-8.9 ns/MAC at theta 0.9 and 25 ns at theta 0.6 (5.8 % of those MACs are late and take the
-~200 ns per-bit walk); DNN-WS with non-negative weights 5.1 / 12 ns; random operands 19 / 26 ns.
+Cost (AMD EPYC VM, one core, 10^7 MACs, best of 3, ``_late_mask`` called from an njit loop
+with a scalar theta as the systolic kernel does): DNN-WS with signed weights 7.1 ns/MAC at
+theta 0.9 and 23 ns at theta 0.6 (at 0.6, 5.8 % of the MACs are late and take the per-bit walk,
+~150-200 ns); with non-negative weights 3.7 / 11 ns. Random operands: ~20 / 26 ns.
 
 Calibration (:func:`fit_sensitized_params`)
 -------------------------------------------
@@ -394,7 +395,10 @@ def sensitized_delay(
     consts = _kernel_constants(_params_or_default(params))
     out = np.empty(ops[0].shape[0], dtype=np.float64)
     w_, a_, ps_, pw_, pa_, pps_ = ops
-    _mac._sensitized_delays(w_, a_, ps_, pw_, pa_, pps_, consts, out)
+    kernel = (
+        _mac._sensitized_delays if out.size >= _mac.PARALLEL_MIN else _mac._sensitized_delays_serial
+    )
+    kernel(w_, a_, ps_, pw_, pa_, pps_, consts, out)
     return out.reshape(shape)
 
 
@@ -632,7 +636,10 @@ def _calibration_streams(n: int, seed: int) -> dict[str, OperandStream]:
 
 def _delays(ops: OperandStream, consts: FloatArray) -> FloatArray:
     out = np.empty(ops[0].shape[0], dtype=np.float64)
-    _mac._sensitized_delays(*ops, consts, out)
+    kernel = (
+        _mac._sensitized_delays if out.size >= _mac.PARALLEL_MIN else _mac._sensitized_delays_serial
+    )
+    kernel(*ops, consts, out)
     return out
 
 
