@@ -360,6 +360,33 @@ def _late_mask_full(
     return late
 
 
+@njit(cache=True, inline="always")
+def _delay_at(
+    w_arr: np.ndarray,
+    a_arr: np.ndarray,
+    psum_arr: np.ndarray,
+    pw_arr: np.ndarray,
+    pa_arr: np.ndarray,
+    ppsum_arr: np.ndarray,
+    i: int,
+    consts: np.ndarray,
+) -> float:
+    """Sensitized delay of element ``i`` of operand arrays (shared by the batch kernels)."""
+    s, _ = _walk(
+        int(w_arr[i]),
+        int(a_arr[i]),
+        int(psum_arr[i]),
+        int(pw_arr[i]),
+        int(pa_arr[i]),
+        int(ppsum_arr[i]),
+        2.0,
+        consts,
+        consts,
+        False,
+    )
+    return s
+
+
 @njit(cache=True, parallel=True)
 def _sensitized_delays(
     w_arr: np.ndarray,
@@ -380,19 +407,7 @@ def _sensitized_delays(
     nchunks = (n + _CHUNK - 1) // _CHUNK
     for c in prange(nchunks):
         for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            s, _ = _walk(
-                int(w_arr[i]),
-                int(a_arr[i]),
-                int(psum_arr[i]),
-                int(pw_arr[i]),
-                int(pa_arr[i]),
-                int(ppsum_arr[i]),
-                2.0,
-                consts,
-                consts,
-                False,
-            )
-            out[i] = s
+            out[i] = _delay_at(w_arr, a_arr, psum_arr, pw_arr, pa_arr, ppsum_arr, i, consts)
 
 
 @njit(cache=True)
@@ -408,19 +423,7 @@ def _sensitized_delays_serial(
 ) -> None:
     """:func:`_sensitized_delays` on one thread (small inputs: no thread-pool overhead)."""
     for i in range(w_arr.shape[0]):
-        s, _ = _walk(
-            int(w_arr[i]),
-            int(a_arr[i]),
-            int(psum_arr[i]),
-            int(pw_arr[i]),
-            int(pa_arr[i]),
-            int(ppsum_arr[i]),
-            2.0,
-            consts,
-            consts,
-            False,
-        )
-        out[i] = s
+        out[i] = _delay_at(w_arr, a_arr, psum_arr, pw_arr, pa_arr, ppsum_arr, i, consts)
 
 
 @njit(cache=True)
