@@ -33,6 +33,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/perf_model.py
+	$(PY) benchmarks/kernels.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
