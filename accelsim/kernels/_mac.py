@@ -455,42 +455,13 @@ def _late_masks(
     theta_arr: np.ndarray,
     consts: np.ndarray,
     out: np.ndarray,
+    full: bool,
 ) -> None:
-    """``_late_mask`` of each MAC cycle into ``out`` (uint32), threshold ``theta_arr[i]``."""
+    """Late masks of each MAC cycle into ``out`` (uint32), threshold ``theta_arr[i]``:
+    ``_late_mask`` (with its early exits), or ``_late_mask_full`` (without) when ``full``."""
     for i in range(w_arr.shape[0]):
-        out[i] = _late_mask(
-            w_arr[i],
-            a_arr[i],
-            psum_arr[i],
-            pw_arr[i],
-            pa_arr[i],
-            ppsum_arr[i],
-            theta_arr[i],
-            consts,
-        )
-
-
-@njit(cache=True)
-def _late_masks_full(
-    w_arr: np.ndarray,
-    a_arr: np.ndarray,
-    psum_arr: np.ndarray,
-    pw_arr: np.ndarray,
-    pa_arr: np.ndarray,
-    ppsum_arr: np.ndarray,
-    theta_arr: np.ndarray,
-    consts: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """``_late_mask_full`` of each MAC cycle into ``out`` (uint32)."""
-    for i in range(w_arr.shape[0]):
-        out[i] = _late_mask_full(
-            w_arr[i],
-            a_arr[i],
-            psum_arr[i],
-            pw_arr[i],
-            pa_arr[i],
-            ppsum_arr[i],
-            theta_arr[i],
-            consts,
-        )
+        args = (w_arr[i], a_arr[i], psum_arr[i], pw_arr[i], pa_arr[i], ppsum_arr[i])
+        if full:
+            out[i] = _late_mask_full(*args, theta_arr[i], consts)
+        else:
+            out[i] = _late_mask(*args, theta_arr[i], consts)

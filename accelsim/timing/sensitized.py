@@ -470,7 +470,7 @@ def late_mask(
     consts = _kernel_constants(_params_or_default(params))
     out = np.empty(ops[0].shape[0], dtype=np.uint32)
     w_, a_, ps_, pw_, pa_, pps_ = ops
-    _mac._late_masks(w_, a_, ps_, pw_, pa_, pps_, th_flat, consts, out)
+    _mac._late_masks(w_, a_, ps_, pw_, pa_, pps_, th_flat, consts, out, False)
     return out.reshape(shape)
 
 

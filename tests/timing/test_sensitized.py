@@ -188,8 +188,8 @@ def test_fast_path_on_many_macs(scenario, theta):
     th = np.full(50_000, theta)
     fast = np.empty(50_000, np.uint32)
     full = np.empty(50_000, np.uint32)
-    _mac._late_masks(*ops, th, CONSTS, fast)
-    _mac._late_masks_full(*ops, th, CONSTS, full)
+    _mac._late_masks(*ops, th, CONSTS, fast, False)
+    _mac._late_masks(*ops, th, CONSTS, full, True)
     np.testing.assert_array_equal(fast, full)
 
 
