@@ -30,3 +30,11 @@ class TopologyError(AccelsimError):
 
 class WorkloadError(AccelsimError):
     """An unknown workload / model name or invalid workload parameter."""
+
+
+class CheckpointError(AccelsimError):
+    """A missing or corrupted model checkpoint (the message says how to regenerate it)."""
+
+
+class StoreError(AccelsimError):
+    """A missing, corrupted or incompatible results store."""
