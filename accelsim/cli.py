@@ -363,17 +363,21 @@ def _add_ter(sub: Any) -> None:
         help="a chip seed (its PE variation map and die-to-die offset); default: the typical chip",
     )
     p.add_argument(
+        "--config",
+        metavar="FILE.toml",
+        help="hardware TOML: its nominal point, array and [delay]/[variation]/[sensitized] "
+        "overrides of the timing model; default: the shipped model on a 128x128 ws array",
+    )
+    p.add_argument(
         "--array",
         type=_array_size,
-        default=(128, 128),
         metavar="RxC",
-        help="array size for the PE map and the droop trace; default 128x128",
+        help="array size for the PE map and the droop trace; default 128x128 (or the config's)",
     )
     p.add_argument(
         "--dataflow",
         choices=("os", "ws", "is"),
-        default="ws",
-        help="dataflow of the reference GEMM whose folds trigger droops; default ws",
+        help="dataflow of the reference GEMM whose folds trigger droops; default ws (or the config's)",
     )
     p.add_argument(
         "--samples",
@@ -408,13 +412,22 @@ def _cmd_ter(args: argparse.Namespace) -> int:
     from accelsim.timing.delay import check_vdd, signoff_voltage
     from accelsim.timing.errors import TimingModel, ter_points
 
-    model = TimingModel.default()
+    if args.config:
+        from accelsim.config import load_hardware
+
+        hw = load_hardware(args.config)
+        model = TimingModel.for_hardware(hw)
+        base = hw.array
+    else:
+        model = TimingModel.default()
+        base = ArrayConfig(128, 128, "ws")
     for vdd in args.vdd:
         check_vdd(vdd, model.delay)
     for f in args.freq:
         if not 0.001 <= f <= 10:
             raise AccelsimError(f"--freq: got {f:g} GHz, expected a number in [0.001, 10] GHz")
-    array = ArrayConfig(args.array[0], args.array[1], args.dataflow)
+    rows_cols = args.array or (base.rows, base.cols)
+    array = ArrayConfig(rows_cols[0], rows_cols[1], args.dataflow or base.dataflow)
     grid = [(v, f * 1e9) for f in args.freq for v in args.vdd]
     points = ter_points(
         grid,

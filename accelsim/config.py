@@ -258,13 +258,41 @@ class OperatingPoint:
         return cls(vdd=tech.vnom, freq=tech.fnom)
 
 
+#: Timing-model sections a hardware TOML may override, and the calib file each one refines.
+TIMING_SECTIONS: dict[str, str] = {
+    "delay": "delay.toml",
+    "variation": "variation.toml",
+    "sensitized": "sensitized.toml",
+}
+
+
+@dataclass(frozen=True)
+class TimingOverrides:
+    """Per-hardware overrides of the timing model's calibrated parameters.
+
+    Each field holds ``(key, value)`` pairs replacing entries of the matching calib file
+    (``[delay]`` -> calib/delay.toml, ``[variation]`` -> calib/variation.toml, ``[sensitized]``
+    -> calib/sensitized.toml); keys and values are validated when the hardware file is loaded.
+    Kept as sorted tuples so the config stays hashable.
+    """
+
+    delay: tuple[tuple[str, Any], ...] = ()
+    variation: tuple[tuple[str, Any], ...] = ()
+    sensitized: tuple[tuple[str, Any], ...] = ()
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The overrides of section ``name`` as a dict."""
+        return dict(getattr(self, name))
+
+
 @dataclass(frozen=True)
 class HardwareConfig:
-    """A complete accelerator: array, memories and technology."""
+    """A complete accelerator: array, memories, technology and timing-model overrides."""
 
     array: ArrayConfig = field(default_factory=ArrayConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     tech: TechParams = field(default_factory=lambda: default_tech())
+    timing: TimingOverrides = field(default_factory=TimingOverrides)
 
     def with_array(self, **changes: Any) -> HardwareConfig:
         """A copy with some ArrayConfig fields replaced (validated)."""
@@ -342,10 +370,45 @@ def tech_from_dict(data: dict[str, Any], base: TechParams | None = None) -> Tech
     return replace(base or default_tech(), **data)
 
 
+def _frozen_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_frozen_value(v) for v in value)
+    return value
+
+
+def timing_from_dict(data: dict[str, Any]) -> TimingOverrides:
+    """Validate the ``[delay]``, ``[variation]`` and ``[sensitized]`` tables of a hardware file.
+
+    Every key must be a parameter of the matching calib file; the values are checked by
+    building the parameter dataclass with them (one-line errors name ``section.key``).
+    """
+    from accelsim.timing.delay import DelayParams
+    from accelsim.timing.sensitized import SensitizedParams
+    from accelsim.timing.variation import VariationParams
+
+    classes: dict[str, type] = {
+        "delay": DelayParams,
+        "variation": VariationParams,
+        "sensitized": SensitizedParams,
+    }
+    result: dict[str, tuple[tuple[str, Any], ...]] = {}
+    for section, filename in TIMING_SECTIONS.items():
+        table = data.get(section, {})
+        overrides = {k: _frozen_value(v) for k, v in table.items()}
+        params_from_calib(classes[section], filename, overrides)  # validates keys and values
+        result[section] = tuple(sorted(overrides.items()))
+    return TimingOverrides(**result)
+
+
 def hardware_from_dict(data: dict[str, Any]) -> HardwareConfig:
-    """Build a HardwareConfig from a parsed TOML document."""
-    reject_unknown_keys("", data, {"array", "memory", "tech"})
-    for section in ("array", "memory", "tech"):
+    """Build a HardwareConfig from a parsed TOML document.
+
+    Sections: ``[array]``, ``[memory]``, ``[tech]`` and the optional timing-model overrides
+    ``[delay]``, ``[variation]``, ``[sensitized]`` (keys of calib/delay.toml etc.).
+    """
+    sections = ("array", "memory", "tech", *TIMING_SECTIONS)
+    reject_unknown_keys("", data, set(sections))
+    for section in sections:
         if section in data and not isinstance(data[section], dict):
             raise ConfigError(f"{section}: got {data[section]!r}, expected a [{section}] table")
     tech = tech_from_dict(data.get("tech", {}))
@@ -353,6 +416,7 @@ def hardware_from_dict(data: dict[str, Any]) -> HardwareConfig:
         array=array_from_dict(data.get("array", {})),
         memory=memory_from_dict(data.get("memory", {}), tech),
         tech=tech,
+        timing=timing_from_dict(data),
     )
 
 
@@ -369,7 +433,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_hardware(path: str | Path) -> HardwareConfig:
-    """Load a hardware TOML file (sections [array], [memory], [tech])."""
+    """Load a hardware TOML file (sections [array], [memory], [tech], and optionally
+    [delay], [variation], [sensitized] overriding the timing model's calibrated parameters)."""
     return hardware_from_dict(_read_toml(Path(path)))
 
 

@@ -163,3 +163,40 @@ def test_presets_are_valid_toml_with_only_known_sections():
     for name in preset_names():
         text = resources.files("accelsim.presets").joinpath(f"{name}.toml").read_text()
         assert set(tomllib.loads(text)) <= {"array", "memory", "tech"}
+
+
+# --------------------------------------------------------------------------- timing overrides
+
+
+def test_hardware_file_overrides_timing_model(tmp_path):
+    from accelsim.timing.errors import TimingModel
+
+    path = tmp_path / "hw.toml"
+    path.write_text("[delay]\nguardband = 0.15\nalpha = 1.3\n[variation]\nsigma_rnd = 0.03\n")
+    hw = load_hardware(path)
+    model = TimingModel.for_hardware(hw)
+    default = TimingModel.default()
+    assert model.delay.guardband == 0.15 and model.delay.alpha == 1.3
+    assert model.variation.sigma_rnd == 0.03
+    # untouched parameters keep their calibrated values
+    assert model.delay.vt == default.delay.vt
+    assert model.sensitized == default.sensitized
+    # no overrides -> the shipped model exactly
+    assert TimingModel.for_hardware(load_preset("tpu-128x128")) == default
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("[delay]\nalpah = 1.3\n", r"delay\.alpah: unknown key \(did you mean 'alpha'\?\)"),
+        ("[delay]\nalpha = 9\n", r"delay\.alpha: got 9"),
+        ("sensitized = 3\n", r"sensitized: got 3, expected a \[sensitized\] table"),
+        ("[timing]\nx = 1\n", r"unknown key"),
+    ],
+)
+def test_bad_timing_overrides_are_one_line_errors(tmp_path, text, match):
+    path = tmp_path / "hw.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_hardware(path)
+    assert "\n" not in str(info.value)

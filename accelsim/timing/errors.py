@@ -33,7 +33,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from accelsim.config import ArrayConfig, TechParams, default_tech
+from accelsim.config import (
+    ArrayConfig,
+    HardwareConfig,
+    TechParams,
+    default_tech,
+    params_from_calib,
+)
 from accelsim.errors import ConfigError
 from accelsim.timing.delay import (
     DelayParams,
@@ -86,6 +92,22 @@ class TimingModel:
             delay=default_delay_params(),
             sensitized=default_sensitized_params(),
             variation=default_variation_params(),
+        )
+
+    @classmethod
+    def for_hardware(cls, hw: HardwareConfig) -> TimingModel:
+        """The shipped model with ``hw``'s nominal point and its ``[delay]``, ``[variation]``
+        and ``[sensitized]`` overrides applied."""
+        return cls(
+            vnom=hw.tech.vnom,
+            fnom=hw.tech.fnom,
+            delay=params_from_calib(DelayParams, "delay.toml", hw.timing.section("delay")),
+            sensitized=params_from_calib(
+                SensitizedParams, "sensitized.toml", hw.timing.section("sensitized")
+            ),
+            variation=params_from_calib(
+                VariationParams, "variation.toml", hw.timing.section("variation")
+            ),
         )
 
 

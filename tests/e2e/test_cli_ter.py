@@ -87,3 +87,14 @@ def test_calibrate_prints_fit_and_writes_reproducibly(tmp_path):
         assert (first / name).read_bytes() == (second / name).read_bytes()
     bad = run_cli("calibrate", "--out", str(tmp_path / "missing"))
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_ter_uses_hardware_file_timing_overrides(tmp_path):
+    """A larger guardband (sign-off at a lower voltage) lowers the TER at the same point."""
+    cfg = tmp_path / "hw.toml"
+    cfg.write_text('[array]\nrows = 32\ncols = 32\ndataflow = "ws"\n[delay]\nguardband = 0.2\n')
+    base = ["ter", "--vdd", "0.75", "--samples", "20000", "--cycles", "2000", "--json"]
+    default = json.loads(run_cli(*base).stdout)[0]
+    wide = json.loads(run_cli(*base, "--config", str(cfg)).stdout)[0]
+    assert wide["critical_path_ratio"] < default["critical_path_ratio"]
+    assert wide["mac_error_prob"] < default["mac_error_prob"]
