@@ -53,7 +53,9 @@ __all__ = [
     "CalibrationError",
     "CalibrationReport",
     "ParameterRow",
+    "TerComparison",
     "TerPoint",
+    "compare_ter",
     "format_report",
     "render_param_file",
     "run_calibration",
@@ -124,6 +126,69 @@ def ter_points(scenario: str | None = None) -> tuple[TerPoint, ...]:
         )
         if scenario is None or point.scenario == scenario:
             out.append(point)
+    return tuple(out)
+
+
+#: Operand scenario of the timing model compared with each published scenario: the published
+#: DNN-WS row matches the model's non-negative-weight stream, on which the sensitized constants
+#: were calibrated (calib/sensitized.toml); the uniform-random row is compared as is.
+TER_MODEL_SCENARIO = {"dnn-ws": "dnn-ws-nonneg", "random": "random"}
+
+
+@dataclass(frozen=True)
+class TerComparison:
+    """The timing model's TER beside a published point, under the published sign-off.
+
+    The published MAC is signed off at the nominal 0.9 V with no extra margin, so the model is
+    evaluated without guardband, variation or droop: ``TER = P(s > d(Vnom)/d(V))`` over
+    ``n_samples`` sensitized delays of the matching operand scenario (``model_scenario``).
+    ``resolution`` is ``1/n_samples``.
+    """
+
+    point: TerPoint
+    model_scenario: str
+    model: float
+    resolution: float
+
+    @property
+    def log10_ratio(self) -> float | None:
+        """``log10(model / published)``; None where either is zero (below resolution)."""
+        if self.model <= 0 or self.point.ter <= 0:
+            return None
+        return math.log10(self.model / self.point.ter)
+
+
+def compare_ter(
+    *, n_samples: int = 1 << 20, seed: int = 0, vnom: float = 0.9
+) -> tuple[TerComparison, ...]:
+    """The timing model's TER at every point of ``calib/ter_vs_voltage.csv`` (deterministic
+    given ``seed``): the check of the sensitized-delay model against the published table."""
+    import numpy as np
+
+    from accelsim.rng import rng_for
+    from accelsim.timing.delay import default_delay_params, normalized_delay
+    from accelsim.timing.sensitized import default_sensitized_params, sample_sensitized_delays
+
+    delay = default_delay_params()
+    sens = default_sensitized_params()
+    out: list[TerComparison] = []
+    cache: dict[str, Any] = {}
+    for point in ter_points():
+        scenario = TER_MODEL_SCENARIO.get(point.scenario)
+        if scenario is None:
+            raise CalibrationError(
+                f"calib/{TER_FILE}: scenario {point.scenario!r} has no model scenario; "
+                f"expected one of {', '.join(TER_MODEL_SCENARIO)}"
+            )
+        if scenario not in cache:
+            s = sample_sensitized_delays(
+                n_samples, rng_for(seed, "calibrate-ter", scenario), scenario, sens
+            )
+            cache[scenario] = np.sort(s)
+        s_sorted = cache[scenario]
+        theta = 1.0 / float(normalized_delay(point.vdd, vnom, delay))
+        above = s_sorted.size - int(np.searchsorted(s_sorted, theta, side="right"))
+        out.append(TerComparison(point, scenario, above / s_sorted.size, 1.0 / n_samples))
     return tuple(out)
 
 
@@ -248,6 +313,7 @@ class CalibrationReport:
     previous_delay_quality: ModelQuality | None
     ter: tuple[TerPoint, ...]
     written: tuple[Path, ...]
+    ter_comparison: tuple[TerComparison, ...] = ()
 
     @property
     def delay_text(self) -> str:
@@ -414,6 +480,7 @@ def run_calibration(*, write: bool = False, out_dir: Path | None = None) -> Cali
         previous_delay_quality=previous_quality,
         ter=ter_points(),
         written=(),
+        ter_comparison=compare_ter(),
     )
     if not write:
         return report
@@ -432,6 +499,7 @@ def run_calibration(*, write: bool = False, out_dir: Path | None = None) -> Cali
         previous_delay_quality=report.previous_delay_quality,
         ter=report.ter,
         written=(delay_path, energy_path),
+        ter_comparison=report.ter_comparison,
     )
 
 
@@ -536,10 +604,33 @@ def format_report(report: CalibrationReport) -> str:
     for p in report.ter:
         scen[p.scenario] = scen.get(p.scenario, 0) + 1
     listed = ", ".join(f"{k} {v}" for k, v in scen.items())
-    add(
-        f"TER data: {len(report.ter)} points in calib/{TER_FILE} ({listed}); comparison with "
-        "the timing model: not implemented yet"
-    )
+    add(f"TER data: {len(report.ter)} points in calib/{TER_FILE} ({listed})")
+    if report.ter_comparison:
+        res = report.ter_comparison[0].resolution
+        add(
+            "  timing model under the published sign-off (0.9 V, no guardband, no variation or "
+            f"droop), resolution {res:.1g}"
+        )
+        add(
+            f"  {'scenario':<9} {'model stream':<14} {'V':>5} {'published':>10} {'model':>10} {'model/pub':>10}"
+        )
+        logs: dict[str, list[float]] = {}
+        for c in report.ter_comparison:
+            lr = c.log10_ratio
+            ratio = "-" if lr is None else f"{10**lr:.2f}x"
+            model = f"{c.model:.3g}" if c.model > 0 else f"< {c.resolution:.0e}"
+            add(
+                f"  {c.point.scenario:<9} {c.model_scenario:<14} {c.point.vdd:>5.2f} "
+                f"{c.point.ter:>10.3g} {model:>10} {ratio:>10}"
+            )
+            if lr is not None:
+                logs.setdefault(c.point.scenario, []).append(lr)
+        for scenario, values in logs.items():
+            rms = math.sqrt(sum(v * v for v in values) / len(values))
+            add(
+                f"  {scenario}: rms |log10(model/published)| {rms:.2f} over {len(values)} points "
+                f"(a factor {10**rms:.1f}); worst {10 ** max(values, key=abs):.2f}x"
+            )
     if report.written:
         add("Wrote: " + ", ".join(str(p) for p in report.written))
     else:

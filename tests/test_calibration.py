@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
 from dataclasses import fields
@@ -312,3 +313,24 @@ def test_bad_csv_is_a_one_line_error():
         read_calib_csv("nope.csv", ("a",))
     with pytest.raises(CalibrationError, match=r"missing column\(s\) not_a_column"):
         read_calib_csv("ter_vs_voltage.csv", ("not_a_column",))
+
+
+def test_ter_comparison_with_the_published_table():
+    """The sensitized-delay model under the published sign-off reproduces the published TER
+    table (timing.md s2.4) within a factor ~2 (rms over the resolvable points)."""
+    import math
+
+    from accelsim.calibration import compare_ter, ter_points
+
+    rows = compare_ter(n_samples=1 << 18)
+    assert len(rows) == len(ter_points())
+    for scenario, tol in (("dnn-ws", 0.35), ("random", 0.5)):
+        sub = [r for r in rows if r.point.scenario == scenario]
+        logs = [r.log10_ratio for r in sub if r.log10_ratio is not None]
+        assert len(logs) >= 4
+        assert math.sqrt(sum(x * x for x in logs) / len(logs)) <= tol
+        # TER rises as V falls, in the model as in the data
+        model = [r.model for r in sorted(sub, key=lambda r: -r.point.vdd)]
+        assert all(b >= a for a, b in itertools.pairwise(model))
+    # where the source saw no error the model stays below ~1e-4
+    assert all(r.model < 1e-4 for r in rows if r.point.ter == 0)
