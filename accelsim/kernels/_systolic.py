@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from accelsim.kernels._mac import _late_mask
+from accelsim.kernels._mac import _CMASK, _NBIN, _PMASK, _XMASK, _late_mask
 
 MODE_HOLD = 0
 MODE_FLIP = 1
@@ -79,7 +79,7 @@ def _manifest(correct: int, psum_in: int, prev_reg: int, mask: int, mode: int) -
 
 
 @njit(cache=True, parallel=True)
-def _ws_exact(
+def _ws_exact_ref(
     A: np.ndarray,  # int8 (M, K): streamed operand
     B: np.ndarray,  # int8 (K, N): stationary operand
     R: int,
@@ -149,7 +149,7 @@ def _ws_exact(
 
 
 @njit(cache=True, parallel=True)
-def _os_exact(
+def _os_exact_ref(
     A: np.ndarray,  # int8 (M, K)
     B: np.ndarray,  # int8 (K, N)
     R: int,
@@ -205,3 +205,186 @@ def _os_exact(
                 pw = w
                 acc = new
             out[m, n] = acc
+
+
+@njit(cache=True)
+def _suffix_or(consts: np.ndarray, base: int) -> np.ndarray:
+    """``out[i]`` = OR of the mask tables ``consts[base + j]`` for bins ``j >= i`` (int64).
+
+    A screen with ``out[i]`` is conservative for every ``theta`` with bin ``>= i``, whether or
+    not the tables shrink with theta.
+    """
+    out = np.zeros(_NBIN + 1, dtype=np.int64)
+    for i in range(_NBIN - 1, -1, -1):
+        out[i] = out[i + 1] | int(consts[base + i])
+    return out
+
+
+@njit(cache=True)
+def _window_min(inv_g: np.ndarray, t0: int, width: int, out: np.ndarray) -> None:
+    """``out[j] = min(inv_g[min(t0 + j + i, len - 1)] for i < width)`` for every ``j``.
+
+    van Herk / Gil-Werman: prefix and suffix minima inside blocks of ``width`` cycles, so a
+    window is the minimum of one suffix and one prefix (O(1) per window).
+    """
+    count = out.shape[0]
+    n_cycles = inv_g.shape[0]
+    length = count + width - 1
+    pre = np.empty(length)
+    suf = np.empty(length)
+    for i in range(length):
+        g = inv_g[min(t0 + i, n_cycles - 1)]
+        pre[i] = g if i % width == 0 else min(pre[i - 1], g)
+    for i in range(length - 1, -1, -1):
+        g = inv_g[min(t0 + i, n_cycles - 1)]
+        last = i % width == width - 1 or i == length - 1
+        suf[i] = g if last else min(suf[i + 1], g)
+    for j in range(count):
+        out[j] = min(suf[j], pre[j + width - 1])
+
+
+@njit(cache=True, parallel=True)
+def _ws_exact(
+    A: np.ndarray,  # int8 (M, K): streamed operand
+    B: np.ndarray,  # int8 (K, N): stationary operand
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,  # float64 (R, C): 1 / PE delay factor
+    inv_g: np.ndarray,  # float64 (n_cycles,): 1 / supply delay factor per cycle
+    inv_ratio: float,  # 1 / (CP(V) / T(f))
+    consts: np.ndarray,  # float64: sensitized-delay model constants
+    mode: int,
+    out: np.ndarray,  # int32 (M, N), zero on entry
+    log: np.ndarray,  # int64 (N, cap, 7)
+    counts: np.ndarray,  # int64 (N,): errors per output column (may exceed cap)
+) -> None:
+    """:func:`_ws_exact_ref` with the same results, skipping MACs that provably cannot fail.
+
+    Per output column and row fold: if ``theta >= 1`` for every MAC (``min`` over the fold's
+    PEs of ``inv_ratio * inv_pe`` times the ``min`` of ``inv_g`` over its cycles; rounded
+    multiplication is monotone, so this is exact) the fold is a plain integer dot product.
+    Otherwise, per input row ``m``: the partial sums down the column are a prefix sum (exact in
+    int64 without wrapping: ``R * 2**14 < 2**31``); if ``theta >= 1`` over the row's cycles
+    the row is done, else a branch-free pass applies early exit 2 of ``_late_mask`` with the
+    masks of the lowest theta bin of the row (the OR over bins ``>=`` it, so conservative) and
+    only the MACs it flags are evaluated by ``_late_mask`` with their exact theta. After the
+    first late MAC the rest of the row is evaluated MAC by MAC (the partial sums changed).
+    """
+    M, K = A.shape
+    N = B.shape[1]
+    row_folds = (K + R - 1) // R
+    col_folds = (N + C - 1) // C
+    per_fold = 2 * R + C + M - 2
+    cap = log.shape[1]
+    n_cycles = inv_g.shape[0]
+    span = M + C - 1
+    word = 0xFFFFFFFF
+    n_folds = col_folds * row_folds
+    # gwin[f, m + c]: min of 1/g over the cycles of input row m in column c of fold f
+    gwin = np.empty((n_folds, span))
+    for f in prange(n_folds):
+        rows_f = min(R, K - (f % row_folds) * R)
+        _window_min(inv_g, f * per_fold + R, rows_f, gwin[f])
+    cm_tab = _suffix_or(consts, _CMASK)
+    pm_tab = _suffix_or(consts, _PMASK)
+    xm_tab = _suffix_or(consts, _XMASK)
+    # input rows with a zero row in front: Ap[m] is the row streamed before row m
+    Ap = np.zeros((M + 1, K), dtype=np.int8)
+    Ap[1:] = A
+    for n in prange(N):
+        cf = n // C
+        c = n - cf * C
+        wcol = np.zeros(R, dtype=np.int64)
+        pth = np.zeros(R)
+        xa = np.zeros(R + 1, dtype=np.int64)
+        xb = np.zeros(R + 1, dtype=np.int64)
+        risky = np.zeros(R, dtype=np.int64)
+        acc = np.zeros(M, dtype=np.int64)
+        for rf in range(row_folds):
+            k0 = rf * R
+            rows = min(R, K - k0)
+            f = cf * row_folds + rf
+            start = f * per_fold
+            pmin = np.inf
+            for r in range(rows):
+                wcol[r] = B[k0 + r, n]
+                p = inv_ratio * inv_pe[r, c]
+                pth[r] = p
+                pmin = min(pmin, p)
+            gmin = np.inf
+            for m in range(M):
+                gmin = min(gmin, gwin[f, m + c])
+            if pmin * gmin >= 1.0:
+                # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
+                for m in range(M):
+                    s = 0
+                    for r in range(rows):
+                        s += wcol[r] * A[m, k0 + r]
+                    acc[m] = _wrap32(acc[m] + s)
+                continue
+            # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
+            # value PE row r latched); xc: the same for the current row
+            xp = xa
+            xc = xb
+            for r in range(rows + 1):
+                xp[r] = 0
+            for m in range(M):
+                s = 0
+                xc[0] = 0
+                for r in range(rows):
+                    s += wcol[r] * A[m, k0 + r]
+                    xc[r + 1] = s
+                tl = pmin * gwin[f, m + c]
+                if tl < 1.0:
+                    b = int(tl * _NBIN)
+                    cmk = cm_tab[b]
+                    pmk = pm_tab[b]
+                    xmk = xm_tab[b]
+                    anyr = 0
+                    for r in range(rows):
+                        w = wcol[r]
+                        xn = xc[r] & word
+                        xo = xp[r] & word
+                        yn = (w * Ap[m + 1, k0 + r]) & word
+                        yo = (w * Ap[m, k0 + r]) & word
+                        sn = (xn + yn) & word
+                        so = (xo + yo) & word
+                        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+                        rk = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+                        risky[r] = rk
+                        anyr |= rk
+                    if anyr != 0:
+                        base = start + R + m + c
+                        hit = False
+                        for r in range(rows):
+                            if not hit and risky[r] == 0:
+                                continue
+                            w = wcol[r]
+                            a = int(Ap[m + 1, k0 + r])
+                            psum = xc[r]
+                            new = _wrap32(psum + w * a)
+                            t = base + r
+                            theta = pth[r] * inv_g[min(t, n_cycles - 1)]
+                            mask = _late_mask(
+                                w, a, psum, w, int(Ap[m, k0 + r]), xp[r], theta, consts
+                            )
+                            if mask != 0:
+                                latched = _manifest(new, psum, xp[r + 1], mask, mode)
+                                j = counts[n]
+                                if j < cap:
+                                    log[n, j, 0] = m
+                                    log[n, j, 1] = n
+                                    log[n, j, 2] = k0 + r
+                                    log[n, j, 3] = t
+                                    log[n, j, 4] = mask
+                                    log[n, j, 5] = new
+                                    log[n, j, 6] = latched
+                                counts[n] = j + 1
+                                new = latched
+                                hit = True
+                            xc[r + 1] = new
+                acc[m] = _wrap32(acc[m] + xc[rows])
+                xp, xc = xc, xp
+        for m in range(M):
+            out[m, n] = acc[m]
+_os_exact = _os_exact_ref

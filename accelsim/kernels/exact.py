@@ -119,6 +119,35 @@ def exact_gemm(
     log_capacity
         Errors logged per output lane (column for ws, row for os/is); more are only counted.
     """
+    return _exact_gemm(
+        A,
+        B,
+        array,
+        ratio=ratio,
+        consts=consts,
+        pe_factor=pe_factor,
+        supply_factor=supply_factor,
+        manifestation=manifestation,
+        log_capacity=log_capacity,
+        reference=False,
+    )
+
+
+def _exact_gemm(
+    A: np.ndarray,
+    B: np.ndarray,
+    array: ArrayConfig,
+    *,
+    ratio: float,
+    consts: np.ndarray,
+    pe_factor: np.ndarray | None,
+    supply_factor: np.ndarray | None,
+    manifestation: Manifestation,
+    log_capacity: int,
+    reference: bool,
+) -> GemmResult:
+    """:func:`exact_gemm`; ``reference`` runs the plain per-MAC kernels (no skipping, no
+    screening: the tests' yardstick for the fast paths)."""
     A, B = _check_operands(A, B)
     if manifestation not in MANIFESTATIONS:
         raise ConfigError(
@@ -133,10 +162,12 @@ def exact_gemm(
     g = np.ones(1) if supply_factor is None else np.asarray(supply_factor, dtype=np.float64)
     if g.ndim != 1 or g.size == 0:
         raise ShapeError(f"supply_factor: got shape {g.shape}, expected a non-empty 1-D array")
-    if np.any(pe <= 0) or np.any(g <= 0):
-        raise ConfigError(
-            "pe_factor/supply_factor: got a value <= 0, expected positive delay factors"
-        )
+    for key, x in (("pe_factor", pe), ("supply_factor", g)):
+        bad = ~(np.isfinite(x) & (x > 0))
+        if np.any(bad):
+            raise ConfigError(
+                f"{key}: got {x[bad].flat[0]!r}, expected finite positive delay factors"
+            )
     inv_pe = 1.0 / pe
     inv_g = 1.0 / g
     inv_ratio = 1.0 / ratio if ratio > 0 else np.inf
@@ -148,7 +179,8 @@ def exact_gemm(
         out = np.zeros((M, N), dtype=np.int32)
         log = np.zeros((M, log_capacity, 7), dtype=np.int64)
         counts = np.zeros(M, dtype=np.int64)
-        _systolic._os_exact(A, B, R, C, inv_pe, inv_g, inv_ratio, consts, mode, out, log, counts)
+        os_kernel = _systolic._os_exact_ref if reference else _systolic._os_exact
+        os_kernel(A, B, R, C, inv_pe, inv_g, inv_ratio, consts, mode, out, log, counts)
         transpose = False
     else:
         if array.dataflow == "is":
@@ -159,7 +191,8 @@ def exact_gemm(
         out_ws = np.zeros((A_ws.shape[0], B_ws.shape[1]), dtype=np.int32)
         log = np.zeros((B_ws.shape[1], log_capacity, 7), dtype=np.int64)
         counts = np.zeros(B_ws.shape[1], dtype=np.int64)
-        _systolic._ws_exact(
+        ws_kernel = _systolic._ws_exact_ref if reference else _systolic._ws_exact
+        ws_kernel(
             A_ws, B_ws, R, C, inv_pe, inv_g, inv_ratio, consts, mode, out_ws, log, counts
         )
         transpose = array.dataflow == "is"

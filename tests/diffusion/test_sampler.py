@@ -214,7 +214,7 @@ def test_schedule_respacing_and_errors():
     ts = SCHED.timesteps(4)
     assert list(ts) == [999, 666, 333, 0]
     assert NoiseSchedule(schedule="cosine").alphas_cumprod()[-1] < 1e-3
-    with pytest.raises(ConfigError, match="diffusion.schedule"):
+    with pytest.raises(ConfigError, match=r"diffusion\.schedule"):
         NoiseSchedule(schedule="quadratic")
     with pytest.raises(ConfigError, match="steps: got 2000"):
         SCHED.timesteps(2000)
