@@ -66,7 +66,7 @@ class NoiseSchedule:
         steps = np.arange(self.T + 1, dtype=np.float64) / self.T
         f = np.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         abar = f / f[0]
-        betas: FloatArray = np.clip(1.0 - abar[1:] / abar[:-1], 0.0, 0.999)
+        betas = np.asarray(np.clip(1.0 - abar[1:] / abar[:-1], 0.0, 0.999), dtype=np.float64)
         return betas
 
     def alphas_cumprod(self) -> FloatArray:
