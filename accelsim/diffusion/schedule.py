@@ -71,8 +71,7 @@ class NoiseSchedule:
 
     def alphas_cumprod(self) -> FloatArray:
         """``abar(t) = prod_{s <= t} (1 - beta_s)``, shape ``(T,)``."""
-        result: FloatArray = np.cumprod(1.0 - self.betas())
-        return result
+        return np.asarray(np.cumprod(1.0 - self.betas()), dtype=np.float64)
 
     def timesteps(self, steps: int) -> npt.NDArray[np.int64]:
         """``steps`` training timesteps to sample at, descending from ``T - 1`` to 0 (evenly
