@@ -132,7 +132,7 @@ def plot_pareto(
     cmap = plt.get_cmap("tab10")
     colors = {pol: cmap(i % 10) for i, pol in enumerate(policies)}
     for ax, mode in zip(axes[0], modes, strict=True):
-        col, label = GAIN[mode]
+        label = GAIN[mode][1]
         scale = 100.0 if mode == "undervolt" else 1.0
         for pol in policies:
             pts = [p for p in points if p.policy == pol and p.mode == mode]
@@ -222,7 +222,6 @@ def markdown_report(
     lines.append("")
     for mode in MODES:
         best = best_at_threshold(points, mode, threshold)
-        col, label = GAIN[mode]
         if not any(p.mode == mode for p in points):
             continue
         lines.append(f"## {mode}")
