@@ -1,0 +1,1 @@
+"""Subcommands of the ``accelsim`` CLI that run models (torch imported lazily)."""
