@@ -16,6 +16,7 @@ tensor, appending what it did to the :class:`FaultLog`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,11 +66,16 @@ class FaultLog:
                 "index": list(r.index),
                 "bit": r.bit,
                 "format": r.fmt,
-                "old": r.old,
-                "new": r.new,
+                "old": _json_number(r.old),
+                "new": _json_number(r.new),
             }
             for r in self.records
         ]
+
+
+def _json_number(x: float) -> float | str:
+    """``x``, or its string form when it is not finite (JSON has no NaN/inf)."""
+    return x if math.isfinite(x) else str(x)
 
 
 class FaultModel(Protocol):
