@@ -538,9 +538,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ter(sub)
     _add_calibrate(sub)
     _add_workloads(sub)
+    from accelsim.commands import explore as explore_cmd
     from accelsim.commands import models as models_cmd
     from accelsim.commands import run as run_cmd
 
+    explore_cmd.add_parser(sub, sys.modules[__name__])
     run_cmd.add_parser(sub, sys.modules[__name__])
     models_cmd.add_parser(sub)
     return parser

@@ -54,10 +54,23 @@ class ProtectionStats:
     transitions: int = 0
     transition_stall_s: float = 0.0
     cache_bytes: int = 0
+    macs: int = 0
+    vdd_mac_sum: float = 0.0
+    freq_mac_sum: float = 0.0
+
+    @property
+    def mean_vdd(self) -> float | None:
+        """MAC-weighted mean supply voltage of the run (V)."""
+        return self.vdd_mac_sum / self.macs if self.macs else None
+
+    @property
+    def mean_freq(self) -> float | None:
+        """MAC-weighted mean clock frequency of the run (Hz)."""
+        return self.freq_mac_sum / self.macs if self.macs else None
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready counts."""
-        return dict(self.__dict__)
+        """JSON-ready counts (plus the MAC-weighted mean operating point)."""
+        return {**self.__dict__, "mean_vdd": self.mean_vdd, "mean_freq": self.mean_freq}
 
 
 class ProtectedAccelerator(Accelerator):
@@ -152,6 +165,10 @@ class ProtectedAccelerator(Accelerator):
             self.stats.transition_stall_s += cost.stall_s
             self._extra_s += cost.stall_s
         result = super().gemm(A, B, ctx, op)
+        macs = A.shape[0] * A.shape[1] * B.shape[1]
+        self.stats.macs += macs
+        self.stats.vdd_mac_sum += op.vdd * macs
+        self.stats.freq_mac_sum += op.freq * macs
         if self.checker is None:
             return result
         M, N, K = A.shape[0], B.shape[1], A.shape[1]

@@ -1,0 +1,203 @@
+"""``accelsim explore``: the main job (see :mod:`accelsim.explore`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from accelsim.errors import AccelsimError
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected a comma list of numbers"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected at least one number")
+    return values
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    text = text.strip()
+    try:
+        if text.isdigit():
+            return tuple(range(int(text)))
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected a count N or a comma list of integers"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def add_parser(sub: Any, helpers: Any) -> None:
+    """Register ``accelsim explore``."""
+    p = sub.add_parser(
+        "explore",
+        help="the main job: DVFS/ABFT policies over V/f points, chips and seeds; Pareto plot",
+        description=(
+            "Run a shipped diffusion model on the array across a grid of operating points and all "
+            "DVFS policies (nominal, guardband, uniform, timestep, drift, thundervolt, closed-loop), "
+            "on several chips (PE variation seeds) and sampling seeds, in undervolt and overclock "
+            "mode. Writes results.csv, pareto.png, sensitivity.png/.csv and report.md to --out. "
+            "Interrupted runs keep their finished rows and resume."
+        ),
+        epilog=(
+            "examples:\n"
+            "  accelsim explore                         # the default grid (~15 min on 2 cores)\n"
+            "  accelsim explore --quick                 # a 3-minute version\n"
+            "  accelsim explore --mode undervolt --policies nominal,uniform,drift --vdd 0.8,0.75,0.7\n"
+            "  accelsim explore --model unet-digits --array 32x32 --chips 4 --seeds 2"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model", default="dit-digits", help="shipped diffusion model; default dit-digits"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small grid: 3 points per mode, 1 chip, 1 seed, 10 steps",
+    )
+    p.add_argument(
+        "--mode", choices=("undervolt", "overclock", "both"), default="both", help="default both"
+    )
+    p.add_argument("--policies", type=_names, metavar="A,B", help="policies to run; default all")
+    p.add_argument("--vdd", type=_floats, metavar="V,V", help="undervolt grid in volts")
+    p.add_argument("--freq", type=_floats, metavar="GHZ,GHZ", help="overclock grid in GHz")
+    p.add_argument(
+        "--chips",
+        type=_ints,
+        metavar="N|A,B",
+        help="chip seeds: a count or a list; default 2 (1 with --quick)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_ints,
+        metavar="N|A,B",
+        help="sampling seeds: a count or a list; default 2 (1 with --quick)",
+    )
+    p.add_argument(
+        "--steps", type=helpers._positive_int, help="sampler steps; default 20 (10 with --quick)"
+    )
+    p.add_argument(
+        "--samples", type=helpers._positive_int, help="images per run; default 10 (5 with --quick)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=helpers._float,
+        help="quality threshold (feature distance); default: measured",
+    )
+    p.add_argument(
+        "--kernel",
+        choices=("fast", "exact"),
+        default="fast",
+        help="timing-error kernel; default fast",
+    )
+    p.add_argument(
+        "--workers", type=helpers._positive_int, default=1, help="worker processes; default 1"
+    )
+    hw = p.add_argument_group("hardware")
+    hw.add_argument(
+        "--preset",
+        default="tpu-128x128",
+        metavar="NAME",
+        help="hardware preset; default tpu-128x128",
+    )
+    hw.add_argument("--config", metavar="FILE.toml", help="hardware TOML (replaces --preset)")
+    hw.add_argument("--array", type=helpers._array_size, metavar="RxC", help="array size override")
+    hw.add_argument("--dataflow", choices=("os", "ws", "is"), help="dataflow override")
+    p.add_argument(
+        "--out",
+        default="accelsim-out/explore",
+        metavar="DIR",
+        help="output directory; default accelsim-out/explore",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_explore, scalesim_cfg=None)
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from accelsim import cli
+    from accelsim.explore import MODES, ExploreConfig, explore, finish
+
+    hw = cli._load_hardware(args)
+    if args.workers != 1:
+        raise AccelsimError(
+            f"--workers: got {args.workers}, expected 1 (parallel explore is not implemented yet)"
+        )
+    overrides: dict[str, Any] = {"model": args.model, "kernel": args.kernel}
+    if args.mode != "both":
+        overrides["modes"] = (args.mode,)
+    else:
+        overrides["modes"] = MODES
+    for key, value in (
+        ("policies", args.policies),
+        ("vdd", args.vdd),
+        ("freq_ghz", args.freq),
+        ("chips", args.chips),
+        ("seeds", args.seeds),
+        ("steps", args.steps),
+        ("samples", args.samples),
+        ("threshold", args.threshold),
+    ):
+        if value is not None:
+            overrides[key] = value
+    cfg = ExploreConfig.quick(**overrides) if args.quick else ExploreConfig(**overrides)
+    out = Path(args.out)
+    array = f"{hw.array.rows}x{hw.array.cols} {hw.array.dataflow}"
+    with _Bars(not args.quiet and sys.stderr.isatty()) as bars:
+        rows, state = explore(cfg, hw, out, progress=bars.update)
+    text = finish(rows, state, out, array)
+    print(text)
+    print(f"wrote {out}/results.csv ({len(rows)} rows), pareto.png, sensitivity.png, report.md")
+    return 0
+
+
+class _Bars:
+    """One rich progress bar per phase (no-op when disabled)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bars:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        if phase not in self._tasks:
+            self._tasks[phase] = self._progress.add_task(phase, total=total)
+        self._progress.update(self._tasks[phase], completed=done, total=total)
