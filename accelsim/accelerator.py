@@ -1,0 +1,437 @@
+"""The simulated accelerator: one object that runs int8 GEMMs with timing errors and keeps books.
+
+:class:`Accelerator` ties the pieces together for every GEMM a workload issues:
+
+* **error inputs** at the call's operating point ``op`` (V, f): the typical-corner ratio
+  ``CP(V)/T(f)`` (:func:`accelsim.timing.delay.critical_path_ratio`), the chip's per-PE delay
+  factors at ``V`` (a seeded :func:`~accelsim.timing.variation.chip_map`, or the typical chip,
+  all factors 1, when ``chip`` is None), and the supply delay factor over this GEMM's cycles:
+  first-droop events at its fold boundaries (:func:`~accelsim.timing.supply.droop_triggers` of
+  its mapping) plus background noise (:func:`~accelsim.timing.supply.supply_droop`), drawn from
+  ``rng_for(seed, "supply", module, timestep, call)``;
+* **kernel**: ``exact`` (numba, MAC by MAC, :func:`accelsim.kernels.exact.exact_gemm`),
+  ``fast`` (BLAS plus sampled error events, ``accelsim.kernels.fast.fast_gemm``, imported lazily;
+  falls back to ``exact`` with a warning while it does not exist) or ``reference`` (exact
+  int8 x int8 -> int32 product, never any timing error). When no MAC can fail,
+  ``ratio * max(pe) * max(g) <= 1`` (sensitized delays are at most the static critical path, 1),
+  every kernel skips straight to the exact integer product (:func:`int_gemm`);
+* **books**: one :class:`~accelsim.hw.layer.GemmLayer` ``(M, N, K)`` per call is evaluated with
+  :func:`accelsim.hw.perf.evaluate_layer` at ``op`` (cycles, seconds, energy by component, the
+  same numbers as :func:`accelsim.hw.perf.evaluate_workload` for that shape list) and charged
+  to the energy ledger; statistics are kept per ``(block, layer_type, timestep)`` context.
+
+Per ``(vdd, freq)`` the ratio, the PE factors and a conservative supply bound are cached; per
+``(M, N, K, vdd, freq)`` the layer's perf record and mapping.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from accelsim.config import HardwareConfig, OperatingPoint, check_choice, check_int
+from accelsim.context import GemmContext
+from accelsim.errors import ConfigError, ShapeError
+from accelsim.hw.energy import COMPONENTS, EnergyBreakdown, EnergyLedger
+from accelsim.hw.layer import GemmLayer
+from accelsim.hw.perf import LayerPerf, evaluate_layer
+from accelsim.kernels.exact import MANIFESTATIONS, ErrorLog, GemmResult, exact_gemm
+from accelsim.rng import rng_for
+from accelsim.timing.delay import critical_path_ratio
+from accelsim.timing.errors import TimingModel
+from accelsim.timing.sensitized import kernel_constants
+from accelsim.timing.supply import droop_triggers, supply_delay_factor, supply_droop
+from accelsim.timing.variation import chip_map, pe_delay_factor, typical_chip
+
+Kernel = Literal["exact", "fast", "reference"]
+KERNELS: tuple[str, ...] = ("exact", "fast", "reference")
+FloatArray = npt.NDArray[np.float64]
+
+#: Noise excursion (in units of ``noise_sigma``) assumed by the cheap "can this GEMM fail at
+#: all?" pre-check before the supply trace is drawn; a Gaussian exceeds 8 sigma with
+#: probability 1e-15 per cycle. Above the bound the real trace is drawn and its maximum used.
+_NOISE_BOUND_SIGMAS = 8.0
+
+
+def _empty_errors() -> ErrorLog:
+    z = np.zeros(0, dtype=np.int64)
+    return ErrorLog(m=z, n=z, k=z, cycle=z, late_mask=z, correct=z, latched=z, total=0)
+
+
+def int_gemm(A: np.ndarray, B: np.ndarray) -> npt.NDArray[np.int32]:
+    """Exact ``A @ B`` for int8 operands with int32 wrap-around, as the array computes it.
+
+    Uses ``torch._int_mm`` when torch provides it for the shapes; otherwise float64 BLAS, exact
+    while ``|partial sums| < 2**53`` (always for ``K < 2**38``), reduced modulo ``2**32``.
+    """
+    if A.dtype != np.int8 or B.dtype != np.int8:
+        raise ShapeError(
+            f"A, B: got dtypes {A.dtype} and {B.dtype}, expected int8 (quantize first)"
+        )
+    if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[0]:
+        raise ShapeError(f"A @ B: got A {A.shape} and B {B.shape}, expected (M, K) @ (K, N)")
+    try:
+        import torch
+
+        out = torch._int_mm(
+            torch.from_numpy(np.ascontiguousarray(A)), torch.from_numpy(np.ascontiguousarray(B))
+        )
+        result: npt.NDArray[np.int32] = out.numpy()
+        return result
+    except (ImportError, RuntimeError, AttributeError):
+        exact = A.astype(np.float64) @ B.astype(np.float64)
+        wrapped = exact.astype(np.int64).astype(np.uint32).view(np.int32)
+        return np.ascontiguousarray(wrapped)
+
+
+@dataclass(frozen=True)
+class ErrorInputs:
+    """What the error kernels need for one GEMM at one operating point.
+
+    ``ratio``: ``CP(V)/T(f)``; ``pe_factor``: ``(rows, cols)`` PE delay factors; ``supply_factor``:
+    per-cycle supply delay factor over the GEMM's compute cycles (None when not drawn because
+    no MAC can fail); ``can_fail``: whether ``ratio * max(pe) * max(g) > 1``.
+    """
+
+    ratio: float
+    pe_factor: FloatArray
+    supply_factor: FloatArray | None
+    can_fail: bool
+
+
+@dataclass
+class _Stats:
+    calls: int = 0
+    macs: int = 0
+    cycles: int = 0
+    seconds: float = 0.0
+    energy_j: float = 0.0
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class ContextStats:
+    """Totals of the GEMM calls of one ``(block, layer_type, timestep)`` context.
+
+    ``cycles`` and ``seconds`` are wall time (compute + stall + fill), ``energy_j`` in J.
+    """
+
+    block: str
+    layer_type: str
+    timestep: int | None
+    calls: int
+    macs: int
+    cycles: int
+    seconds: float
+    energy_j: float
+    errors: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready row."""
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class AcceleratorReport:
+    """Books of an accelerator since construction (or the last :meth:`Accelerator.reset`).
+
+    ``energy_j``: energy by component (J; ``energy_j.total`` is the sum); ``latency_s``: wall
+    time (s, GEMMs back to back plus charged extra time); ``cycles``: array cycles of the GEMMs;
+    ``macs``; ``gemm_calls``; ``errors_injected``: timing errors of all GEMMs (for ``razor``
+    they are detected and replayed, so counted but harmless); errors grouped by layer type,
+    block and timestep; ``by_context``: one :class:`ContextStats` per context, first-seen order.
+    """
+
+    energy_j: EnergyBreakdown
+    latency_s: float
+    cycles: int
+    macs: int
+    gemm_calls: int
+    errors_injected: int
+    errors_by_layer_type: dict[str, int]
+    errors_by_block: dict[str, int]
+    errors_by_timestep: dict[int | None, int]
+    by_context: tuple[ContextStats, ...] = field(default=())
+
+    @property
+    def total_energy_j(self) -> float:
+        """Total energy, J."""
+        return self.energy_j.total
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (timestep keys as strings, ``"none"`` for None)."""
+        return {
+            "energy_j": self.energy_j.total,
+            "energy_split_j": self.energy_j.as_dict(),
+            "latency_s": self.latency_s,
+            "cycles": self.cycles,
+            "macs": self.macs,
+            "gemm_calls": self.gemm_calls,
+            "errors_injected": self.errors_injected,
+            "errors_by_layer_type": dict(self.errors_by_layer_type),
+            "errors_by_block": dict(self.errors_by_block),
+            "errors_by_timestep": {
+                ("none" if k is None else str(k)): v for k, v in self.errors_by_timestep.items()
+            },
+            "by_context": [c.as_dict() for c in self.by_context],
+        }
+
+
+def _fast_kernel() -> Callable[..., GemmResult] | None:
+    try:
+        from accelsim.kernels import fast
+    except ImportError:
+        return None
+    fn = getattr(fast, "fast_gemm", None)
+    return fn if callable(fn) else None
+
+
+class Accelerator:
+    """A systolic array at run time: GEMMs with timing errors, plus the perf/energy books.
+
+    Parameters
+    ----------
+    hw
+        The hardware (array, memories, technology).
+    kernel
+        ``"fast"`` (default), ``"exact"`` or ``"reference"`` (no timing errors at all).
+    chip
+        Chip seed of the PE variation map; None is the typical chip (all PE factors 1).
+    timing
+        Timing model; default :meth:`TimingModel.default` for ``hw.tech``.
+    manifestation
+        What a late register latches: ``hold``, ``flip``, ``razor`` or ``drop``.
+    seed
+        Seed of the supply traces and the fast kernel's sampling (keyed by the GEMM context).
+    log_capacity
+        Errors logged per output lane by the kernels (more are counted only).
+    """
+
+    def __init__(
+        self,
+        hw: HardwareConfig,
+        *,
+        kernel: Kernel = "fast",
+        chip: int | None = None,
+        timing: TimingModel | None = None,
+        manifestation: str = "hold",
+        seed: int = 0,
+        log_capacity: int = 256,
+    ) -> None:
+        if not isinstance(hw, HardwareConfig):
+            raise ConfigError(f"hw: got {type(hw).__name__}, expected a HardwareConfig")
+        check_choice("kernel", kernel, KERNELS)
+        check_choice("manifestation", manifestation, tuple(MANIFESTATIONS))
+        if chip is not None:
+            check_int("chip", chip, 0)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"seed: got {seed!r}, expected an integer >= 0")
+        self.hw = hw
+        self.timing = timing or TimingModel.default(hw.tech)
+        self.chip = chip
+        self.manifestation = manifestation
+        self.seed = seed
+        self.log_capacity = check_int("log_capacity", log_capacity, 1)
+        self._fast: Callable[..., GemmResult] | None = None
+        if kernel == "fast":
+            self._fast = _fast_kernel()
+            if self._fast is None:
+                warnings.warn(
+                    "kernel 'fast' is not available yet (accelsim.kernels.fast); using 'exact'",
+                    stacklevel=2,
+                )
+                kernel = "exact"
+        self.kernel: Kernel = kernel
+        self._consts = kernel_constants(self.timing.sensitized)
+        a = hw.array
+        self._chip = (
+            typical_chip(a.rows, a.cols)
+            if chip is None
+            else chip_map(a.rows, a.cols, chip, self.timing.variation)
+        )
+        self._op_cache: dict[tuple[float, float], tuple[float, FloatArray, float]] = {}
+        self._perf_cache: dict[tuple[int, int, int, float, float], LayerPerf] = {}
+        self.reset()
+
+    # ------------------------------------------------------------------ books
+
+    def reset(self) -> None:
+        """Forget all books (energy, time, statistics); caches are kept."""
+        self.ledger = EnergyLedger()
+        self._extra_s = 0.0
+        self._cycles = 0
+        self._seconds = 0.0
+        self._macs = 0
+        self._calls = 0
+        self._errors = 0
+        self._stats: dict[tuple[str, str, int | None], _Stats] = {}
+
+    def charge(
+        self, component: str, joules: float, seconds: float = 0.0, key: str = "(run)"
+    ) -> None:
+        """Charge an extra event (ABFT, rollback, DVFS transition): ``joules`` J of
+        ``component`` (one of :data:`accelsim.hw.energy.COMPONENTS`) and ``seconds`` s of time."""
+        if component not in COMPONENTS:
+            raise ConfigError(
+                f"component: got {component!r}, expected one of {', '.join(COMPONENTS)}"
+            )
+        self.ledger.charge(component, float(joules), key)
+        self._extra_s += float(seconds)
+
+    def layer_perf(self, M: int, N: int, K: int, op: OperatingPoint) -> LayerPerf:
+        """Perf/energy record of one ``(M x K) @ (K x N)`` GEMM at ``op`` (cached)."""
+        key = (M, N, K, op.vdd, op.freq)
+        lp = self._perf_cache.get(key)
+        if lp is None:
+            lp = evaluate_layer(GemmLayer(f"gemm{M}x{N}x{K}", M, N, K), self.hw, op)
+            self._perf_cache[key] = lp
+        return lp
+
+    def account(
+        self, M: int, N: int, K: int, ctx: GemmContext, op: OperatingPoint, errors: int = 0
+    ) -> LayerPerf:
+        """Charge one GEMM call of shape ``(M, N, K)`` at ``op`` to the books (no execution)."""
+        lp = self.layer_perf(M, N, K, op)
+        self.ledger.add(ctx.layer_type, lp.energy)
+        self._cycles += lp.cycles
+        self._seconds += lp.timing.total_s
+        self._macs += lp.mapping.macs
+        self._calls += 1
+        self._errors += errors
+        st = self._stats.setdefault((ctx.block, ctx.layer_type, ctx.timestep), _Stats())
+        st.calls += 1
+        st.macs += lp.mapping.macs
+        st.cycles += lp.cycles
+        st.seconds += lp.timing.total_s
+        st.energy_j += lp.energy.total
+        st.errors += errors
+        return lp
+
+    def report(self) -> AcceleratorReport:
+        """Snapshot of the books (see :class:`AcceleratorReport`)."""
+        by_lt: dict[str, int] = {}
+        by_block: dict[str, int] = {}
+        by_t: dict[int | None, int] = {}
+        rows = []
+        for (block, lt, t), st in self._stats.items():
+            by_lt[lt] = by_lt.get(lt, 0) + st.errors
+            by_block[block] = by_block.get(block, 0) + st.errors
+            by_t[t] = by_t.get(t, 0) + st.errors
+            rows.append(
+                ContextStats(
+                    block, lt, t, st.calls, st.macs, st.cycles, st.seconds, st.energy_j, st.errors
+                )
+            )
+        return AcceleratorReport(
+            energy_j=self.ledger.total,
+            latency_s=self._seconds + self._extra_s,
+            cycles=self._cycles,
+            macs=self._macs,
+            gemm_calls=self._calls,
+            errors_injected=self._errors,
+            errors_by_layer_type=by_lt,
+            errors_by_block=by_block,
+            errors_by_timestep=by_t,
+            by_context=tuple(rows),
+        )
+
+    # ------------------------------------------------------------------ error inputs
+
+    def _at_op(self, op: OperatingPoint) -> tuple[float, FloatArray, float]:
+        key = (op.vdd, op.freq)
+        cached = self._op_cache.get(key)
+        if cached is None:
+            tm = self.timing
+            ratio = critical_path_ratio(op.vdd, op.freq, tm.vnom, tm.fnom, tm.delay)
+            pe = np.asarray(
+                pe_delay_factor(self._chip, op.vdd, tm.vnom, tm.delay, tm.variation),
+                dtype=np.float64,
+            )
+            pe.setflags(write=False)
+            v = tm.variation
+            bound = min(v.droop_amp_cap + _NOISE_BOUND_SIGMAS * v.noise_sigma, 0.5)
+            g_bound = float(supply_delay_factor(np.array([bound]), op.vdd, tm.vnom, tm.delay)[0])
+            cached = (float(ratio), pe, float(ratio) * float(pe.max()) * g_bound)
+            self._op_cache[key] = cached
+        return cached
+
+    def error_inputs(
+        self, M: int, N: int, K: int, ctx: GemmContext, op: OperatingPoint
+    ) -> ErrorInputs:
+        """Ratio, PE factors and supply trace of one GEMM call at ``op`` (see module docstring)."""
+        ratio, pe, worst = self._at_op(op)
+        if worst <= 1.0:
+            return ErrorInputs(ratio, pe, None, False)
+        mapping = self.layer_perf(M, N, K, op).mapping
+        n_cycles = mapping.compute_cycles + 1
+        cycles, steps = droop_triggers(mapping)
+        tm = self.timing
+        rng = rng_for(self.seed, "supply", ctx.module, ctx.timestep, ctx.call)
+        delta = supply_droop(n_cycles, op.freq, cycles, steps, tm.variation, rng)
+        g = supply_delay_factor(delta, op.vdd, tm.vnom, tm.delay)
+        can_fail = ratio * float(pe.max()) * float(g.max()) > 1.0
+        return ErrorInputs(ratio, pe, g, can_fail)
+
+    # ------------------------------------------------------------------ GEMM
+
+    def gemm(
+        self, A: np.ndarray, B: np.ndarray, ctx: GemmContext, op: OperatingPoint
+    ) -> GemmResult:
+        """Run ``A @ B`` (int8 ``(M, K)`` x int8 ``(K, N)`` -> int32) at ``op`` and book it."""
+        for name, x in (("A", A), ("B", B)):
+            if not isinstance(x, np.ndarray) or x.dtype != np.int8 or x.ndim != 2 or 0 in x.shape:
+                shape = getattr(x, "shape", None)
+                dtype = getattr(x, "dtype", type(x).__name__)
+                raise ShapeError(
+                    f"{name}: got {dtype} {shape}, expected a non-empty 2-D numpy int8 matrix"
+                )
+        if A.shape[1] != B.shape[0]:
+            raise ShapeError(f"A @ B: got A {A.shape} and B {B.shape}, expected (M, K) @ (K, N)")
+        if not isinstance(op, OperatingPoint):
+            raise ConfigError(f"op: got {type(op).__name__}, expected an OperatingPoint")
+        M, K = A.shape
+        N = B.shape[1]
+        if self.kernel == "reference":
+            result = GemmResult(int_gemm(A, B), _empty_errors())
+        else:
+            inputs = self.error_inputs(M, N, K, ctx, op)
+            if not inputs.can_fail:
+                result = GemmResult(int_gemm(A, B), _empty_errors())
+            else:
+                kwargs: dict[str, Any] = {
+                    "ratio": inputs.ratio,
+                    "consts": self._consts,
+                    "pe_factor": inputs.pe_factor,
+                    "supply_factor": inputs.supply_factor,
+                    "manifestation": self.manifestation,
+                    "log_capacity": self.log_capacity,
+                }
+                if self.kernel == "fast" and self._fast is not None:
+                    rng = rng_for(self.seed, "kernel", ctx.module, ctx.timestep, ctx.call)
+                    result = self._fast(A, B, self.hw.array, rng=rng, **kwargs)
+                else:
+                    result = exact_gemm(A, B, self.hw.array, **kwargs)
+        self.account(M, N, K, ctx, op, int(result.errors.total))
+        return result
+
+
+def expected_no_fail(accel: Accelerator, op: OperatingPoint) -> bool:
+    """True when no GEMM at ``op`` can have a timing error even at the worst supply bound
+    (``ratio * max(pe) * g(droop cap + 8 sigma noise) <= 1``)."""
+    return accel._at_op(op)[2] <= 1.0
+
+
+__all__ = [
+    "KERNELS",
+    "Accelerator",
+    "AcceleratorReport",
+    "ContextStats",
+    "ErrorInputs",
+    "expected_no_fail",
+    "int_gemm",
+]
