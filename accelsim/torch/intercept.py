@@ -237,6 +237,10 @@ class Interceptor:
         if self._mode is not None:
             raise ConfigError("interceptor: already active, expected one `with` at a time")
         self._stack.clear()
+        for fm in self.faults:  # per-run budgets (count per run, single value) start afresh
+            reset = getattr(fm, "reset", None)
+            if callable(reset):
+                reset()
         self._hooks = [
             torch.nn.modules.module.register_module_forward_pre_hook(self._pre_hook),
             torch.nn.modules.module.register_module_forward_hook(self._post_hook, always_call=True),
@@ -315,13 +319,15 @@ class Interceptor:
             )
         return result
 
-    def _rng(self, i: int, target: str, ctx: GemmContext) -> np.random.Generator:
-        return rng_for(self.seed, "fault", i, target, ctx.module, ctx.timestep, ctx.call)
+    def _rng(self, i: int, target: str, ctx: GemmContext, operand: str = "") -> np.random.Generator:
+        return rng_for(self.seed, "fault", i, target, operand, ctx.module, ctx.timestep, ctx.call)
 
-    def _hook(self, target: str, arr: np.ndarray, ctx: GemmContext, fmt: str) -> np.ndarray:
+    def _hook(
+        self, target: str, arr: np.ndarray, ctx: GemmContext, fmt: str, operand: str = ""
+    ) -> np.ndarray:
         for i, fm in enumerate(self.faults):
             hook = getattr(fm, f"on_{target}")
-            arr = hook(arr, ctx, fmt, self._rng(i, target, ctx), self.fault_log)
+            arr = hook(arr, ctx, fmt, self._rng(i, target, ctx, operand), self.fault_log)
         return arr
 
     def _count(self, name: str) -> None:
@@ -409,9 +415,9 @@ class Interceptor:
             a_np = _np_of(qx_b[i], fmt)
             b_np = _np_of(qb_b[i], fmt)
             if self.faults:
-                a_np = self._hook("inputs", a_np.copy(), ctx_i, fmt)
+                a_np = self._hook("inputs", a_np.copy(), ctx_i, fmt, "A")
                 if not b_is_weight:
-                    b_np = self._hook("inputs", b_np.copy(), ctx_i, fmt)
+                    b_np = self._hook("inputs", b_np.copy(), ctx_i, fmt, "B")
             if dtype is None:
                 if self.accelerator is None:
                     acc = int_gemm(a_np, b_np)
