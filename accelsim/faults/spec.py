@@ -198,6 +198,8 @@ def fault_from_dict(options: Mapping[str, object]) -> FaultModel:
     per = s("per")
     value = s("value")
     array = get("array", lambda k, t: _pair(k, t, "x"))
+    if per is None and target == "weights":
+        per = "run"  # weights live in memory: a count/rate is per run unless --per call
     if kind == "bitflip":
         weights = s("bit-weights")
         return BitFlip(

@@ -20,7 +20,12 @@ from accelsim.faults import (
 
 def test_bitflip_spec():
     f = parse_fault_spec("--fault bitflip --target weights --bit 30 --format fp32 --count 1")
-    assert f == BitFlip(target="weights", fmt="fp32", bits=(30,), count=1)
+    # weights are faulted in memory: the count is per run unless --per call says otherwise
+    assert f == BitFlip(target="weights", fmt="fp32", bits=(30,), count=1, per="run")
+    g = parse_fault_spec("--fault bitflip --target weights --bit 30 --count 1 --per call")
+    assert g.per == "call"
+    h = parse_fault_spec("--fault bitflip --target outputs --bit 30 --count 1")
+    assert h.per == "call"
     g = parse_fault_spec(
         "--fault bitflip --bit 24-26,30 --rate 1e-6 --multiplicity 2 --adjacent "
         "--module blocks.*.attn.* --module head --timestep 0-2,9 --block 3 --layer-type qkv"
