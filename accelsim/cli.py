@@ -538,11 +538,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ter(sub)
     _add_calibrate(sub)
     _add_workloads(sub)
+    from accelsim.campaign.cli import add_parser as add_campaign_parser
     from accelsim.commands import explore as explore_cmd
     from accelsim.commands import models as models_cmd
     from accelsim.commands import run as run_cmd
 
     explore_cmd.add_parser(sub, sys.modules[__name__])
+    add_campaign_parser(sub)
     run_cmd.add_parser(sub, sys.modules[__name__])
     models_cmd.add_parser(sub)
     return parser

@@ -32,6 +32,9 @@ helper costs two atomic operations, about 5 ns, more than the whole early exit.
 :func:`_late_mask` is the per-MAC entry point of the exact systolic kernel. It requires a
 finite ``theta >= 0`` (it indexes the mask tables with ``floor(theta * _NBIN)``) and is kept
 small on purpose: LLVM then inlines it into the caller's loop (3.7 instead of ~10 ns/MAC).
+Its early exit 3 is :func:`_chain_bound` (inlined by numba, branch-free) compared by
+:func:`_chain_exit`; the exact systolic kernel calls both directly on contiguous batches of
+MACs to screen them (with a lower bound of theta, which keeps the screen conservative).
 """
 
 from __future__ import annotations
@@ -209,7 +212,7 @@ def _sensitized_delay(
     return s
 
 
-@_per_mac
+@njit(cache=True, inline="always")
 def _longest_run(m: int) -> int:
     """Length of the longest run of consecutive 1 bits of ``0 <= m < 2**32`` (branch-free).
 
@@ -242,6 +245,72 @@ def _longest_run(m: int) -> int:
 
 
 @_per_mac
+def _chain_params(consts: np.ndarray) -> tuple[int, int, int, float, float, float, float, float]:
+    """Constants of :func:`_chain_bound` as scalars (loop-invariant in a caller's loop):
+    accumulator mask, ripple carry mask, multiplier split mask, t_s, t_c, t_x, max t_h, t_cm."""
+    return (
+        (1 << int(consts[_ACC])) - 1,
+        (1 << int(consts[_RIPPLE])) - 2,
+        (1 << int(consts[_SPLIT])) - 1,
+        consts[_TS],
+        consts[_TC],
+        consts[_TX],
+        consts[_THMAX],
+        consts[_TCM],
+    )
+
+
+@njit(cache=True, inline="always")
+def _chain_bound(
+    w: int,
+    a: int,
+    psum_in: int,
+    pw: int,
+    pa: int,
+    ppsum_in: int,
+    params: tuple[int, int, int, float, float, float, float, float],
+) -> float:
+    """Chain bound of early exit 3 of :func:`_late_mask`: no output bit arrives after it.
+
+    ``t_s + t_c * C``, plus ``t_x + max t_h + t_cm * Cm`` if the product changed (see
+    :func:`_late_mask`); ``params`` from :func:`_chain_params`. Branch-free (the product term
+    is computed always and selected) and inlined by numba (a call costs ~4x the bound), so
+    loops over many MACs run at a few ns per MAC; the exact systolic kernel screens with it.
+    """
+    mask, ripple_mask, lo, ts, tc, tx, thmax, tcm = params
+    y = w * a
+    yp = pw * pa
+    xn = psum_in & mask
+    xo = ppsum_in & mask
+    yn = y & mask
+    yo = yp & mask
+    sn = (xn + yn) & mask
+    so = (xo + yo) & mask
+    dc = ((sn ^ xn ^ yn) ^ (so ^ xo ^ yo)) & ripple_mask
+    link = dc & ((xn ^ yn) << 1) & (dc << 1)
+    chain = _longest_run(link) + (1 if dc != 0 else 0)
+    bound = ts + tc * chain
+    u = w * (a & lo)
+    up = pw * (pa & lo)
+    un = u & _M16
+    vn = (y - u) & _M16
+    uo = up & _M16
+    vo = (yp - up) & _M16
+    dcm = ((y & _M16) ^ un ^ vn) ^ ((yp & _M16) ^ uo ^ vo)
+    linkm = dcm & ((un ^ vn) << 1) & (dcm << 1)
+    chainm = _longest_run(linkm) + (1 if dcm != 0 else 0)
+    # adding 0.0 leaves the bound bit-identical to not adding the product term
+    return bound + (tx + thmax + tcm * chainm if y != yp else 0.0)
+
+
+@_per_mac
+def _chain_exit(bound: float, theta: float) -> bool:
+    """Early exit 3: the chain ``bound`` is at most ``theta``, with a margin so that float
+    rounding may only send a MAC to the full evaluation, never skip a late one."""
+    return bound * (1.0 + _EPS) + _EPS <= theta
+
+
+@_per_mac
 def _late_mask_tail(
     w: int,
     a: int,
@@ -253,33 +322,8 @@ def _late_mask_tail(
     consts: np.ndarray,
 ) -> int:
     """Early exit 3 of :func:`_late_mask` (chain bound), then the full per-bit evaluation."""
-    mask = (1 << int(consts[_ACC])) - 1
-    y = w * a
-    yp = pw * pa
-    xn = psum_in & mask
-    xo = ppsum_in & mask
-    yn = y & mask
-    yo = yp & mask
-    sn = (xn + yn) & mask
-    so = (xo + yo) & mask
-    dc = ((sn ^ xn ^ yn) ^ (so ^ xo ^ yo)) & ((1 << int(consts[_RIPPLE])) - 2)
-    link = dc & ((xn ^ yn) << 1) & (dc << 1)
-    chain = _longest_run(link) + (1 if dc != 0 else 0)
-    bound = consts[_TS] + consts[_TC] * chain
-    if y != yp:
-        lo = (1 << int(consts[_SPLIT])) - 1
-        u = w * (a & lo)
-        up = pw * (pa & lo)
-        un = u & _M16
-        vn = (y - u) & _M16
-        uo = up & _M16
-        vo = (yp - up) & _M16
-        dcm = ((y & _M16) ^ un ^ vn) ^ ((yp & _M16) ^ uo ^ vo)
-        linkm = dcm & ((un ^ vn) << 1) & (dcm << 1)
-        chainm = _longest_run(linkm) + (1 if dcm != 0 else 0)
-        bound += consts[_TX] + consts[_THMAX] + consts[_TCM] * chainm
-    # margin: float rounding may only send a MAC to the full evaluation, never skip a late one
-    if bound * (1.0 + _EPS) + _EPS <= theta:
+    bound = _chain_bound(w, a, psum_in, pw, pa, ppsum_in, _chain_params(consts))
+    if _chain_exit(bound, theta):
         return 0
     _, late = _walk(w, a, psum_in, pw, pa, ppsum_in, theta, consts, consts, False)
     return late

@@ -166,7 +166,7 @@ def _exact_gemm(
         bad = ~(np.isfinite(x) & (x > 0))
         if np.any(bad):
             raise ConfigError(
-                f"{key}: got {x[bad].flat[0]!r}, expected finite positive delay factors"
+                f"{key}: got {float(x[bad].flat[0])!r}, expected finite positive delay factors"
             )
     inv_pe = 1.0 / pe
     inv_g = 1.0 / g
@@ -192,9 +192,7 @@ def _exact_gemm(
         log = np.zeros((B_ws.shape[1], log_capacity, 7), dtype=np.int64)
         counts = np.zeros(B_ws.shape[1], dtype=np.int64)
         ws_kernel = _systolic._ws_exact_ref if reference else _systolic._ws_exact
-        ws_kernel(
-            A_ws, B_ws, R, C, inv_pe, inv_g, inv_ratio, consts, mode, out_ws, log, counts
-        )
+        ws_kernel(A_ws, B_ws, R, C, inv_pe, inv_g, inv_ratio, consts, mode, out_ws, log, counts)
         transpose = array.dataflow == "is"
         out = np.ascontiguousarray(out_ws.T) if transpose else out_ws
     logged = np.minimum(counts, log_capacity)

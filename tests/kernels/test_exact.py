@@ -9,7 +9,8 @@ import pytest
 
 from accelsim.config import ArrayConfig
 from accelsim.errors import ConfigError, ShapeError
-from accelsim.kernels.exact import exact_gemm
+from accelsim.kernels import _mac, _systolic
+from accelsim.kernels.exact import _exact_gemm, exact_gemm
 from accelsim.timing.sensitized import default_sensitized_params, kernel_constants, late_mask
 
 CONSTS = kernel_constants(default_sensitized_params())
@@ -281,7 +282,120 @@ def test_bad_input_one_line_errors():
         exact_gemm(A, B[:4], arr, ratio=1.0, consts=CONSTS)
     with pytest.raises(ShapeError, match=r"^pe_factor: got shape \(2, 2\)"):
         exact_gemm(A, B, arr, ratio=1.0, consts=CONSTS, pe_factor=np.ones((2, 2)))
+    with pytest.raises(ConfigError, match=r"^supply_factor: got 0.0, expected finite positive"):
+        exact_gemm(A, B, arr, ratio=1.0, consts=CONSTS, supply_factor=np.array([1.0, 0.0]))
+    with pytest.raises(ConfigError, match=r"^pe_factor: got nan, expected finite positive"):
+        exact_gemm(A, B, arr, ratio=1.0, consts=CONSTS, pe_factor=np.full((4, 4), np.nan))
     with pytest.raises(ConfigError, match=r"^manifestation: got 'zap'"):
         exact_gemm(A, B, arr, ratio=1.0, consts=CONSTS, manifestation="zap")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match=r"^ratio: got -1"):
         exact_gemm(A, B, arr, ratio=-1.0, consts=CONSTS)
+
+
+# ------------------------------------------- fast paths (fold/row skipping, screening) vs per MAC
+
+
+def _run(A, B, arr, ratio, pe, g, mode, reference):
+    return _exact_gemm(
+        A,
+        B,
+        arr,
+        ratio=ratio,
+        consts=CONSTS,
+        pe_factor=pe,
+        supply_factor=g,
+        manifestation=mode,
+        log_capacity=100_000,
+        reference=reference,
+    )
+
+
+def _assert_same(fast, ref):
+    np.testing.assert_array_equal(fast.out, ref.out)
+    assert fast.errors.total == ref.errors.total
+    for field in ("m", "n", "k", "cycle", "late_mask", "correct", "latched"):
+        np.testing.assert_array_equal(getattr(fast.errors, field), getattr(ref.errors, field))
+
+
+def _droop_trace(rng, n_cycles, events, depth):
+    """Quiet supply (g = 1) with a few droop events of random length: only some cycles slow."""
+    g = np.ones(n_cycles)
+    for s in rng.integers(0, n_cycles, size=events):
+        g[s : s + rng.integers(3, 40)] = depth
+    return g
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+@pytest.mark.parametrize("mode", ["hold", "flip", "drop"])
+def test_skipping_matches_per_mac_reference_with_droop(dataflow, mode):
+    # nominal ratio: theta >= 1 except in droop cycles, so most folds/rows are skipped and the
+    # rest is screened; the errors, their order and the corrupted outputs must be identical.
+    rng = np.random.default_rng(2024)
+    m, k, n, R, C = 70, 150, 45, 32, 16
+    A = np.clip(rng.exponential(25.0, size=(m, k)), 0, 127).astype(np.int8)
+    B = rng.integers(-128, 128, size=(k, n), dtype=np.int64).astype(np.int8)
+    pe = rng.uniform(0.95, 1.08, size=(R, C))
+    g = _droop_trace(rng, 4000, events=12, depth=1.5)
+    arr = ArrayConfig(R, C, dataflow)
+    fast = _run(A, B, arr, 0.83, pe, g, mode, reference=False)
+    ref = _run(A, B, arr, 0.83, pe, g, mode, reference=True)
+    assert ref.errors.total > 0, "the test point must produce errors"
+    _assert_same(fast, ref)
+    # errors only in droop cycles (elsewhere theta >= 1), so the skipped regions were error-free
+    theta = np.minimum(1.0 / (0.83 * pe.max() * g[np.minimum(ref.errors.cycle, g.size - 1)]), 9)
+    assert np.all(theta < 1.0)
+    # negative: the same trace three cycles later fails other MACs (the comparison is sensitive
+    # to the cycle alignment of the skip windows)
+    shifted = _run(A, B, arr, 0.83, pe, np.concatenate([np.ones(3), g]), mode, reference=False)
+    macs = np.stack([shifted.errors.m, shifted.errors.n, shifted.errors.k])
+    assert macs.shape[1] != ref.errors.total or not np.array_equal(
+        macs, np.stack([ref.errors.m, ref.errors.n, ref.errors.k])
+    )
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+@pytest.mark.parametrize(
+    ("ratio", "pe_spread", "with_droop"),
+    [(0.0, 0.0, False), (0.82, 0.0, False), (1.0, 0.1, True), (1.15, 0.0, False), (1.6, 0.1, True)],
+)
+def test_screened_paths_match_per_mac_reference(dataflow, ratio, pe_spread, with_droop):
+    # from error-free (whole folds skipped) through TER ~1e-4 (every row screened) to deep
+    # overscaling (many late MACs per row: the MAC-by-MAC tail after the first late one)
+    rng = np.random.default_rng(int(ratio * 100) + 7 * int(with_droop))
+    m, k, n, R, C = 48, 260, 40, 128, 8
+    A = np.clip(np.round(rng.exponential(20.0, size=(m, k))), 0, 127).astype(np.int8)
+    A[:, ::3] = 0  # post-ReLU zeros
+    B = np.clip(np.round(rng.normal(0.0, 20.0, size=(k, n))), -128, 127).astype(np.int8)
+    pe = rng.uniform(1.0 - pe_spread, 1.0 + pe_spread, size=(R, C))
+    g = _droop_trace(rng, 3000, events=8, depth=1.3) if with_droop else None
+    arr = ArrayConfig(R, C, dataflow)
+    fast = _run(A, B, arr, ratio, pe, g, "hold", reference=False)
+    ref = _run(A, B, arr, ratio, pe, g, "hold", reference=True)
+    _assert_same(fast, ref)
+    if ratio >= 1.0:
+        assert ref.errors.total > 0
+
+
+def test_window_min_matches_naive():
+    rng = np.random.default_rng(5)
+    inv_g = rng.uniform(0.5, 1.5, size=97)
+    for t0, width, count in [(0, 1, 10), (3, 7, 50), (90, 5, 20), (0, 97, 3), (120, 4, 6)]:
+        out = np.empty(count)
+        _systolic._window_min(inv_g, t0, width, out)
+        idx = np.minimum(t0 + np.arange(count)[:, None] + np.arange(width)[None, :], 96)
+        np.testing.assert_array_equal(out, inv_g[idx].min(axis=1))
+    # a wrong window (one cycle short) is caught
+    out = np.empty(50)
+    _systolic._window_min(inv_g, 3, 6, out)
+    idx = np.minimum(3 + np.arange(50)[:, None] + np.arange(7)[None, :], 96)
+    assert not np.array_equal(out, inv_g[idx].min(axis=1))
+
+
+def test_suffix_or_covers_every_higher_bin():
+    for base in (_mac._CMASK, _mac._PMASK, _mac._XMASK):
+        tab = _systolic._suffix_or(CONSTS, base)
+        masks = CONSTS[base : base + _mac._NBIN].astype(np.int64)
+        for i in range(0, _mac._NBIN, 17):
+            assert np.all(masks[i:] & ~tab[i] == 0)
+            assert tab[i] == np.bitwise_or.reduce(masks[i:])
+    assert _systolic._suffix_or(CONSTS, _mac._CMASK)[_mac._NBIN] == 0
