@@ -1,0 +1,723 @@
+"""numba kernels of the fast timing-error GEMM (plain arrays in, no validation).
+
+See :mod:`accelsim.kernels.fast` for the method. Three kinds of kernels:
+
+* ``_ws_sample`` / ``_os_sample``: the true MAC state (``w, a, psum_in`` and the PE's previous
+  cycle ``pw, pa, ppsum_in``) of randomly chosen accumulation chains, their stratum x class cell
+  and whether the MAC is late at the smallest threshold of the GEMM (``_mac._late_mask``).
+* ``_ws_events`` / ``_os_events``: error events by thinning. Every *unit* (ws: a PE; os: a PE
+  and a chain-depth stratum) runs a Bernoulli(``q[u]``) candidate process over its MACs by
+  geometric skips, and accepts a candidate with ``p(cell, theta) / q[u]``. Two passes (count,
+  then fill) with the same counter-based random stream per unit, so the events do not depend
+  on the number of threads.
+* ``_ws_propagate`` / ``_os_propagate``: the sampled events with their consequences, the
+  MACs whose state an error corrupted evaluated exactly (``_mac._late_mask``).
+* ``_ws_correct`` / ``_os_correct``: the error-free register value of razor events.
+
+Random numbers: splitmix64 (Steele, Lea and Flood, OOPSLA 2014) on a per-unit counter, seeded
+from the caller's ``numpy.random.Generator``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from accelsim.kernels._mac import _late_mask
+
+#: Product classes: the change of the product ``|w*a - pw*pa|`` (0, 1-6, 7-10, >= 11 bits) x
+#: whether the (new, else old) product's sign is opposite to ``psum_in``'s (carries then ripple
+#: through the sign-extension region).
+N_PCLASS = 8
+#: State classes: 0 the accumulator output keeps its sign (measured on DNN-like ws data: such
+#: a MAC is never late: only a sign change of the sum ripples a carry through the
+#: sign-extension region), else (input psum also changed sign) x (the smaller of the two
+#: output magnitudes is below 256, i.e. the sum hovers near zero).
+N_LANE = 5
+#: Classes per stratum.
+N_CLASSES = N_PCLASS * N_LANE
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, inline="always")
+def _wrap32(x: int) -> int:
+    x = x & 0xFFFFFFFF
+    if x >= 0x80000000:
+        x -= 0x100000000
+    return x
+
+
+@njit(cache=True, inline="always")
+def _bitlen(x: int) -> int:
+    n = 0
+    while x > 0:
+        x >>= 1
+        n += 1
+    return n
+
+
+@njit(cache=True, inline="always")
+def _class(w: int, a: int, pw: int, pa: int, psum: int, ppsum: int) -> int:
+    """Class of a MAC within its stratum (:data:`N_LANE` x :data:`N_PCLASS`)."""
+    y = w * a
+    yp = pw * pa
+    z = psum + y
+    zo = ppsum + yp
+    flip = 0
+    if (z < 0) != (zo < 0):
+        fin = 2 if (psum < 0) != (ppsum < 0) else 0
+        small = 1 if min(abs(z), abs(zo)) < 256 else 0
+        flip = (1 + fin + small) * N_PCLASS
+    d = abs(y - yp)
+    if d == 0:
+        return flip
+    b = _bitlen(d)
+    dp = 1 if b <= 6 else (2 if b <= 10 else 3)
+    yy = y if y != 0 else yp
+    return flip + 2 * dp + (1 if (yy < 0) != (psum < 0) else 0)
+
+
+@njit(cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _seed_state(seed: np.uint64, unit: int) -> np.uint64:
+    return _mix(seed ^ _mix(np.uint64(unit) * _GOLDEN + _GOLDEN))
+
+
+@njit(cache=True, inline="always")
+def _uniform(state: np.uint64) -> tuple[np.uint64, float]:
+    """Next state and a uniform float in [0, 1)."""
+    state = state + _GOLDEN
+    return state, float(_mix(state) >> np.uint64(11)) * _U53
+
+
+@njit(cache=True, inline="always")
+def _skip(state: np.uint64, log1mq: float) -> tuple[np.uint64, int]:
+    """Geometric gap (failures before the next success) of a Bernoulli(q) sequence."""
+    state, u = _uniform(state)
+    if log1mq == 0.0:
+        return state, 1 << 62
+    if log1mq == -np.inf:
+        return state, 0
+    g = np.floor(np.log1p(-u) / log1mq)
+    if g > 4.0e18:
+        return state, 1 << 62
+    return state, int(g)
+
+
+@njit(cache=True, inline="always")
+def _above(s_sorted: np.ndarray, lo: int, hi: int, theta: float) -> int:
+    """Number of ``s_sorted[lo:hi]`` (ascending) strictly greater than ``theta``."""
+    a = lo
+    b = hi
+    while a < b:
+        mid = (a + b) >> 1
+        if s_sorted[mid] > theta:
+            b = mid
+        else:
+            a = mid + 1
+    return hi - a
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+@njit(cache=True, parallel=True)
+def _ws_sample(
+    A: np.ndarray,  # int8 (M, K)
+    B: np.ndarray,  # int8 (K, N)
+    R: int,
+    lane_m: np.ndarray,  # int64 (L,)
+    lane_n: np.ndarray,
+    lane_rf: np.ndarray,
+    theta: float,
+    consts: np.ndarray,
+    strata: np.ndarray,  # int64 (R,): stratum of PE row r
+    cell: np.ndarray,  # int64 (L, R) out: cell, -1 past the fold's rows
+    late: np.ndarray,  # uint8 (L, R) out
+    psum: np.ndarray,  # int64 (L, R) out: psum_in
+    ppsum: np.ndarray,  # int64 (L, R) out: previous input row's psum_in
+) -> None:
+    K = A.shape[1]
+    for i in prange(lane_m.shape[0]):
+        m = lane_m[i]
+        n = lane_n[i]
+        k0 = lane_rf[i] * R
+        rows = min(R, K - k0)
+        p = 0
+        pp = 0
+        for r in range(cell.shape[1]):
+            if r >= rows:
+                cell[i, r] = -1
+                late[i, r] = 0
+                continue
+            w = int(B[k0 + r, n])
+            a = int(A[m, k0 + r])
+            pa = int(A[m - 1, k0 + r]) if m > 0 else 0
+            cell[i, r] = strata[r] * N_CLASSES + _class(w, a, w, pa, p, pp)
+            psum[i, r] = p
+            ppsum[i, r] = pp
+            late[i, r] = 1 if _late_mask(w, a, p, w, pa, pp, theta, consts) != 0 else 0
+            p = _wrap32(p + w * a)
+            pp = _wrap32(pp + w * pa) if m > 0 else 0
+
+
+@njit(cache=True, parallel=True)
+def _os_sample(
+    A: np.ndarray,
+    B: np.ndarray,
+    lane_m: np.ndarray,
+    lane_n: np.ndarray,
+    theta: float,
+    consts: np.ndarray,
+    strata: np.ndarray,  # int64 (K,): stratum of depth k
+    cell: np.ndarray,  # int64 (L, K) out
+    late: np.ndarray,  # uint8 (L, K) out
+    psum: np.ndarray,  # int64 (L, K) out
+    ppsum: np.ndarray,
+) -> None:
+    K = A.shape[1]
+    for i in prange(lane_m.shape[0]):
+        m = lane_m[i]
+        n = lane_n[i]
+        acc = 0
+        prev_in = 0
+        pw = 0
+        pa = 0
+        for k in range(K):
+            w = int(B[k, n])
+            a = int(A[m, k])
+            cell[i, k] = strata[k] * N_CLASSES + _class(w, a, pw, pa, acc, prev_in)
+            psum[i, k] = acc
+            ppsum[i, k] = prev_in
+            late[i, k] = 1 if _late_mask(w, a, acc, pw, pa, prev_in, theta, consts) != 0 else 0
+            prev_in = acc
+            acc = _wrap32(acc + w * a)
+            pw = w
+            pa = a
+
+
+# --------------------------------------------------------------------------- events
+
+
+@njit(cache=True, inline="always")
+def _accept_prob(
+    cl: int,
+    theta: float,
+    cell_n: np.ndarray,
+    cell_off: np.ndarray,
+    donor_s: np.ndarray,
+    scale: float,
+) -> tuple[float, int]:
+    """(probability, number of donors above theta) of ``cell`` at ``theta``.
+
+    ``cell_off[cl]`` is the cell's donor range ``[lo, hi)`` (merged cells share one)."""
+    lo = cell_off[cl, 0]
+    hi = cell_off[cl, 1]
+    if hi == lo or cell_n[cl] == 0:
+        return 0.0, 0
+    cnt = _above(donor_s, lo, hi, theta)
+    return min(1.0, scale * cnt / cell_n[cl]), cnt
+
+
+@njit(cache=True, inline="always")
+def _bound(
+    base: int,
+    changed: bool,
+    theta: float,
+    cell_n: np.ndarray,
+    cell_off: np.ndarray,
+    donor_s: np.ndarray,
+    scale: float,
+) -> float:
+    """Largest rate over the classes a MAC of product class ``base`` (sign bit clear) can
+    take once its psums are known: the cheap first stage of the thinning."""
+    bound = 0.0
+    for lc in range(N_LANE):
+        for opp in range(2 if changed else 1):
+            pb, _ = _accept_prob(
+                base + lc * N_PCLASS + opp, theta, cell_n, cell_off, donor_s, scale
+            )
+            bound = max(bound, pb)
+    return bound
+
+
+@njit(cache=True, inline="always")
+def _pick_mask(
+    cl: int, cnt: int, u: float, theta: float, cell_off: np.ndarray, donor_arr: np.ndarray
+) -> tuple[int, int]:
+    """A donor of ``cl`` with ``s > theta`` (uniform by ``u``) and its late mask at ``theta``."""
+    hi = cell_off[cl, 1]
+    d = hi - cnt + min(int(u * cnt), cnt - 1)
+    mask = 0
+    for j in range(32):
+        if donor_arr[d, j] > theta:
+            mask |= 1 << j
+    return d, mask
+
+
+@njit(cache=True, parallel=True)
+def _ws_events(
+    A: np.ndarray,
+    B: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    inv_ratio: float,
+    q: np.ndarray,  # float64 (R*C,): candidate probability of each PE
+    strata: np.ndarray,
+    cell_n: np.ndarray,  # float64 (n_cells,): sampled MACs per cell
+    cell_off: np.ndarray,  # int64 (n_cells, 2): donor ranges (sorted by s within a cell)
+    donor_s: np.ndarray,
+    donor_arr: np.ndarray,  # float64 (D, 32): per-bit arrivals of each donor
+    seed: np.uint64,
+    scale: float,
+    fill: bool,
+    counts: np.ndarray,  # int64 (R*C,): events per PE (out if not fill, offsets' source if fill)
+    offsets: np.ndarray,  # int64 (R*C,): first event of each PE (used if fill)
+    ev: np.ndarray,  # int64 (E, 6) out if fill: m, n, k, cycle, donor, mask
+) -> None:
+    M, K = A.shape
+    N = B.shape[1]
+    row_folds = (K + R - 1) // R
+    per_fold = 2 * R + C + M - 2
+    n_cycles = inv_g.shape[0]
+    for u in prange(R * C):
+        r = u // C
+        c = u - r * C
+        qu = q[u]
+        if qu <= 0.0 or r >= K or c >= N:
+            if not fill:
+                counts[u] = 0
+            continue
+        nrf = (K - r + R - 1) // R
+        ncf = (N - c + C - 1) // C
+        total = M * nrf * ncf
+        log1mq = np.log1p(-qu) if qu < 1.0 else -np.inf
+        state = _seed_state(seed, u)
+        j = 0
+        pos = -1
+        while True:
+            state, gap = _skip(state, log1mq)
+            pos += 1 + gap
+            if pos >= total:
+                break
+            m = pos % M
+            t2 = pos // M
+            rf = t2 % nrf
+            cf = t2 // nrf
+            k = rf * R + r
+            n = cf * C + c
+            t = (cf * row_folds + rf) * per_fold + R + m + r + c
+            theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
+            w = int(B[k, n])
+            a = int(A[m, k])
+            pa = int(A[m - 1, k]) if m > 0 else 0
+            state, ua = _uniform(state)
+            state, ud = _uniform(state)
+            # cheap bound first: the largest rate over the classes the psums could give
+            base = strata[r] * N_CLASSES + ((_class(w, a, w, pa, 0, 0) % N_PCLASS) & ~1)
+            changed = w * a != w * pa
+            if ua * qu >= _bound(base, changed, theta, cell_n, cell_off, donor_s, scale):
+                continue
+            k0 = rf * R
+            psum = 0
+            ppsum = 0
+            for rr in range(r):
+                psum += int(A[m, k0 + rr]) * int(B[k0 + rr, n])
+                if m > 0:
+                    ppsum += int(A[m - 1, k0 + rr]) * int(B[k0 + rr, n])
+            cl = strata[r] * N_CLASSES + _class(w, a, w, pa, _wrap32(psum), _wrap32(ppsum))
+            p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
+            if ua * qu < p:
+                if fill:
+                    d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
+                    e = offsets[u] + j
+                    ev[e, 0] = m
+                    ev[e, 1] = n
+                    ev[e, 2] = k
+                    ev[e, 3] = t
+                    ev[e, 4] = d
+                    ev[e, 5] = mask
+                j += 1
+        if not fill:
+            counts[u] = j
+
+
+@njit(cache=True, parallel=True)
+def _os_events(
+    A: np.ndarray,
+    B: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    inv_ratio: float,
+    q: np.ndarray,  # float64 (R*C*S,): unit u = (r*C + c)*S + stratum
+    strata_lo: np.ndarray,  # int64 (S + 1,): depth range [lo[s], lo[s+1]) of stratum s
+    cell_n: np.ndarray,
+    cell_off: np.ndarray,
+    donor_s: np.ndarray,
+    donor_arr: np.ndarray,
+    seed: np.uint64,
+    scale: float,
+    fill: bool,
+    counts: np.ndarray,
+    offsets: np.ndarray,
+    ev: np.ndarray,
+) -> None:
+    M, K = A.shape
+    N = B.shape[1]
+    S = strata_lo.shape[0] - 1
+    row_folds = (M + R - 1) // R
+    per_fold = K + R + C - 2
+    n_cycles = inv_g.shape[0]
+    for u in prange(R * C * S):
+        st = u % S
+        pe_i = u // S
+        r = pe_i // C
+        c = pe_i - r * C
+        qu = q[u]
+        klo = strata_lo[st]
+        klen = min(strata_lo[st + 1], K) - klo
+        if qu <= 0.0 or r >= M or c >= N or klen <= 0:
+            if not fill:
+                counts[u] = 0
+            continue
+        nrf = (M - r + R - 1) // R
+        ncf = (N - c + C - 1) // C
+        total = klen * nrf * ncf
+        log1mq = np.log1p(-qu) if qu < 1.0 else -np.inf
+        state = _seed_state(seed, u)
+        j = 0
+        pos = -1
+        while True:
+            state, gap = _skip(state, log1mq)
+            pos += 1 + gap
+            if pos >= total:
+                break
+            k = klo + pos % klen
+            t2 = pos // klen
+            rf = t2 % nrf
+            cf = t2 // nrf
+            m = rf * R + r
+            n = cf * C + c
+            t = (cf * row_folds + rf) * per_fold + k + r + c
+            theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
+            w = int(B[k, n])
+            a = int(A[m, k])
+            pw = int(B[k - 1, n]) if k > 0 else 0
+            pa = int(A[m, k - 1]) if k > 0 else 0
+            state, ua = _uniform(state)
+            state, ud = _uniform(state)
+            base = st * N_CLASSES + ((_class(w, a, pw, pa, 0, 0) % N_PCLASS) & ~1)
+            changed = w * a != pw * pa
+            if ua * qu >= _bound(base, changed, theta, cell_n, cell_off, donor_s, scale):
+                continue
+            psum = 0
+            for kk in range(k):
+                psum += int(A[m, kk]) * int(B[kk, n])
+            ppsum = psum - pw * pa if k > 0 else 0
+            cl = st * N_CLASSES + _class(w, a, pw, pa, _wrap32(psum), _wrap32(ppsum))
+            p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
+            if ua * qu < p:
+                if fill:
+                    d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
+                    e = offsets[u] + j
+                    ev[e, 0] = m
+                    ev[e, 1] = n
+                    ev[e, 2] = k
+                    ev[e, 3] = t
+                    ev[e, 4] = d
+                    ev[e, 5] = mask
+                j += 1
+        if not fill:
+            counts[u] = j
+
+
+@njit(cache=True)
+def _unit_bounds(
+    theta_min: np.ndarray,  # float64 (U,): smallest threshold of each unit
+    unit_stratum: np.ndarray,  # int64 (U,)
+    cell_n: np.ndarray,
+    cell_off: np.ndarray,
+    donor_s: np.ndarray,
+    scale: float,
+    q: np.ndarray,  # float64 (U,) out: max over classes of p(cell, theta_min)
+) -> None:
+    for u in range(theta_min.shape[0]):
+        best = 0.0
+        for cls in range(N_CLASSES):
+            p, _ = _accept_prob(
+                unit_stratum[u] * N_CLASSES + cls, theta_min[u], cell_n, cell_off, donor_s, scale
+            )
+            best = max(best, p)
+        q[u] = best
+
+
+# --------------------------------------------------------------------------- log values
+
+
+@njit(cache=True, parallel=True)
+def _ws_correct(
+    A: np.ndarray, B: np.ndarray, R: int, m: np.ndarray, n: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """Error-free psum leaving PE row ``k mod R`` of output ``(m, n)``'s fold chain."""
+    out = np.empty(m.shape[0], dtype=np.int64)
+    for i in prange(m.shape[0]):
+        k0 = (k[i] // R) * R
+        p = 0
+        for kk in range(k0, k[i] + 1):
+            p = _wrap32(p + int(A[m[i], kk]) * int(B[kk, n[i]]))
+        out[i] = p
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _os_correct(
+    A: np.ndarray, B: np.ndarray, m: np.ndarray, n: np.ndarray, k: np.ndarray
+) -> np.ndarray:
+    """Error-free accumulator of output ``(m, n)`` after its ``k``-th MAC."""
+    out = np.empty(m.shape[0], dtype=np.int64)
+    for i in prange(m.shape[0]):
+        p = 0
+        for kk in range(k[i] + 1):
+            p = _wrap32(p + int(A[m[i], kk]) * int(B[kk, n[i]]))
+        out[i] = p
+    return out
+
+
+# --------------------------------------------------------------------------- propagation
+
+
+@njit(cache=True, inline="always")
+def _latch(correct: int, psum_in: int, prev_reg: int, mask: int, mode: int) -> int:
+    """Value latched by a register whose ``mask`` bits arrived late (as ``_systolic``)."""
+    if mode == 0:
+        return _wrap32((correct & 0xFFFFFFFF & ~mask) | (prev_reg & 0xFFFFFFFF & mask))
+    if mode == 1:
+        top = 0
+        b = mask
+        while b > 1:
+            b >>= 1
+            top += 1
+        return _wrap32((correct & 0xFFFFFFFF) ^ (1 << top))
+    if mode == 3:
+        return psum_in
+    return correct
+
+
+@njit(cache=True, parallel=True)
+def _ws_propagate(
+    A: np.ndarray,
+    B: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    inv_ratio: float,
+    consts: np.ndarray,
+    mode: int,
+    ev: np.ndarray,  # int64 (E, 6): m, n, k, cycle, donor, mask; sorted by (n, rf, m, r)
+    delta: np.ndarray,  # int64 (E,): error of each sampled event
+    lane_off: np.ndarray,  # int64 (L + 1,): event ranges of the (n, rf) lanes
+    rec_off: np.ndarray,  # int64 (L + 1,): record ranges of the lanes
+    rec: np.ndarray,  # int64 (cap, 8) out: m, n, k, cycle, mask, correct, latched, sampled
+    used: np.ndarray,  # int64 (L,) out: records per lane, -1 when its range overflowed
+) -> None:
+    """Sampled events with their consequences, exactly, per column fold ``(n, rf)``.
+
+    Positions whose state the error-free model describes (the psum entering the PE and the
+    previous input row's psum are error-free) take the sampled events; once an error has
+    corrupted a state (the rest of its row; the next row below the error, through the
+    previous-cycle psum), every MAC is evaluated with the exact model on the true corrupted
+    state and sampled events there are discarded. A row fold ends its cascade at the first
+    input row without any error.
+    """
+    M, K = A.shape
+    row_folds = (K + R - 1) // R
+    per_fold = 2 * R + C + M - 2
+    n_cycles = inv_g.shape[0]
+    for li in prange(lane_off.shape[0] - 1):
+        e0 = lane_off[li]
+        e1 = lane_off[li + 1]
+        n = ev[e0, 1]
+        rf = ev[e0, 2] // R
+        cf = n // C
+        c = n - cf * C
+        k0 = rf * R
+        rows = min(R, K - k0)
+        start = (cf * row_folds + rf) * per_fold
+        prev_in = np.zeros(R, dtype=np.int64)
+        prev_out = np.zeros(R, dtype=np.int64)
+        ef_in = np.zeros(R, dtype=np.int64)
+        j = rec_off[li]
+        cap_end = rec_off[li + 1]
+        overflow = False
+        e = e0
+        dirty_from = R  # first PE row whose previous-cycle psum is corrupted
+        m = ev[e0, 0]
+        while m < M and not overflow:
+            if dirty_from >= rows:
+                if e >= e1:
+                    break
+                m = ev[e, 0]  # rows in between are error-free
+                # previous row error-free
+                p = 0
+                for r in range(rows):
+                    prev_in[r] = p if m > 0 else 0
+                    pa0 = int(A[m - 1, k0 + r]) if m > 0 else 0
+                    p = _wrap32(p + int(B[k0 + r, n]) * pa0)
+                    prev_out[r] = p if m > 0 else 0
+            p = 0
+            ef = 0
+            corrupt = False
+            first_err = R
+            for r in range(rows):
+                k = k0 + r
+                w = int(B[k, n])
+                a = int(A[m, k])
+                t = start + R + m + r + c
+                correct = _wrap32(p + w * a)
+                ef_in[r] = ef
+                ef = _wrap32(ef + w * a)
+                sampled_here = False
+                while e < e1 and ev[e, 0] == m and ev[e, 2] == k:
+                    sampled_here = True
+                    e += 1
+                while e < e1 and ev[e, 0] == m and ev[e, 2] < k:
+                    e += 1
+                clean = (not corrupt) and r < dirty_from
+                new = correct
+                mask = 0
+                if clean:
+                    if sampled_here:
+                        mask = ev[e - 1, 5]
+                        if mode == 1:  # flip acts on the target's own register bit
+                            new = _latch(correct, p, prev_out[r], mask, mode)
+                        else:
+                            new = _wrap32(correct + delta[e - 1])
+                else:
+                    pa = int(A[m - 1, k]) if m > 0 else 0
+                    theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
+                    mask = _late_mask(w, a, p, w, pa, prev_in[r], theta, consts)
+                    if mask != 0:
+                        new = _latch(correct, p, prev_out[r], mask, mode)
+                if mask != 0:
+                    if j >= cap_end:
+                        overflow = True
+                        break
+                    rec[j, 0] = m
+                    rec[j, 1] = n
+                    rec[j, 2] = k
+                    rec[j, 3] = t
+                    rec[j, 4] = mask
+                    rec[j, 5] = correct
+                    rec[j, 6] = new
+                    rec[j, 7] = 1 if clean else 0
+                    j += 1
+                    if new != correct and first_err == R:
+                        first_err = r
+                        corrupt = True
+                prev_in[r] = p
+                prev_out[r] = new
+                p = new
+            # the next row's previous-cycle psum differs from the error-free one below here
+            dirty_from = R
+            for r in range(rows):
+                if prev_in[r] != ef_in[r]:
+                    dirty_from = r
+                    break
+            m += 1
+            # skip sampled events of rows already passed
+            while e < e1 and ev[e, 0] < m:
+                e += 1
+        used[li] = -1 if overflow else j - rec_off[li]
+
+
+@njit(cache=True, parallel=True)
+def _os_propagate(
+    A: np.ndarray,
+    B: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    inv_ratio: float,
+    consts: np.ndarray,
+    mode: int,
+    ev: np.ndarray,  # sorted by (m, n, k)
+    delta: np.ndarray,
+    lane_off: np.ndarray,  # event ranges of the (m, n) lanes
+    rec_off: np.ndarray,
+    rec: np.ndarray,
+    used: np.ndarray,
+) -> None:
+    """As :func:`_ws_propagate` for os: after the first error of an output, the rest of its
+    accumulation is evaluated exactly on the corrupted accumulator."""
+    M, K = A.shape
+    row_folds = (M + R - 1) // R
+    per_fold = K + R + C - 2
+    n_cycles = inv_g.shape[0]
+    for li in prange(lane_off.shape[0] - 1):
+        e0 = lane_off[li]
+        m = ev[e0, 0]
+        n = ev[e0, 1]
+        rf = m // R
+        r = m - rf * R
+        cf = n // C
+        c = n - cf * C
+        start = (cf * row_folds + rf) * per_fold
+        j = rec_off[li]
+        overflow = False
+        k_first = ev[e0, 2]
+        acc = 0
+        for k in range(k_first):
+            acc = _wrap32(acc + int(A[m, k]) * int(B[k, n]))
+        prev_in = 0
+        if k_first > 0:
+            prev_in = _wrap32(acc - int(A[m, k_first - 1]) * int(B[k_first - 1, n]))
+        for k in range(k_first, K):
+            a = int(A[m, k])
+            w = int(B[k, n])
+            correct = _wrap32(acc + w * a)
+            t = start + k + r + c
+            new = correct
+            if k == k_first:
+                mask = ev[e0, 5]
+                if mode == 1:  # flip acts on the target's own register bit
+                    new = _latch(correct, acc, acc, mask, mode)
+                else:
+                    new = _wrap32(correct + delta[e0])
+            else:
+                pw = int(B[k - 1, n])
+                pa = int(A[m, k - 1])
+                theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
+                mask = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts)
+                if mask != 0:
+                    new = _latch(correct, acc, acc, mask, mode)
+            if mask != 0:
+                if j >= rec_off[li + 1]:
+                    overflow = True
+                    break
+                rec[j, 0] = m
+                rec[j, 1] = n
+                rec[j, 2] = k
+                rec[j, 3] = t
+                rec[j, 4] = mask
+                rec[j, 5] = correct
+                rec[j, 6] = new
+                rec[j, 7] = 1 if k == k_first else 0
+                j += 1
+            prev_in = acc
+            acc = new
+        used[li] = -1 if overflow else j - rec_off[li]

@@ -1,0 +1,556 @@
+"""Fast timing-error GEMM: an exact int8 GEMM plus error events sampled from the exact model.
+
+:func:`fast_gemm` takes the arguments of :func:`accelsim.kernels.exact.exact_gemm` plus an
+``rng`` and returns the same :class:`GemmResult`; its errors are *statistically* equivalent
+to the exact kernel's (same per-MAC probabilities, masks and manifestations), not identical.
+
+Method
+------
+1. **Error-free product**: ``torch._int_mm`` (exact int8 x int8 -> int32 on CPU, any shape);
+   without torch, float32 BLAS on chunks of at most 1024 reduction rows (every partial sum is
+   an integer below ``1024 * 128**2 = 2**24``, so exact) summed in int64, wrapped to int32.
+2. **Per-MAC error probability of this GEMM**, from a random subsample of its accumulation
+   chains (ws: lanes ``(m, n, row fold)``, the psum chain down the fold and the previous input
+   row's chain, i.e. the PE's true previous cycle; os: output chains over ``k``). Each sampled
+   MAC gets its sensitized delay ``s`` (``_mac._late_mask`` at the GEMM's smallest threshold,
+   the per-bit arrivals ``_mac._mac_arrivals_many`` for the late ones: the *donors*) and a cell
+   = chain-depth stratum x state class x product class:
+
+   * stratum: the depth (PE row ``r`` in ws, ``k`` in os) itself below 16, then 16-31, 32-63,
+     ... The psum entering a MAC grows like ``sqrt(depth)`` and depth 0 sees ``psum_in = 0``
+     (no error at all in ws): the rate varies with depth mostly at small depths (measured).
+   * state class: does the accumulator's output change sign from the previous cycle (measured
+     on DNN-like ws data at theta = 1/1.3: a MAC whose sum keeps its sign is never late; one
+     whose sum changes sign is late with 1.3 %), and if so, did the input psum change sign too
+     (0.6 % against 3.8 %) and is the smaller output magnitude below 256 (2.3 % against 0.15 %).
+   * product class: ``|w*a - pw*pa|`` = 0, 1-6, 7-10 or >= 11 bits, x whether the (new, else
+     old) product's sign is opposite to ``psum_in``'s.
+
+   The product class is known from the operands; the state class needs the MAC's error-free
+   ``psum_in`` and the previous cycle's, which the event sampler computes (an ``O(depth)`` dot
+   product) only for candidates that pass a first thinning stage bounded over the state
+   classes. With few donors the cells are merged (>= ``MERGE_FULL`` donors: all;
+   >= ``MERGE_COARSE``: stratum x sign change x product change; fewer: doubling depth ranges x
+   sign change x product changed or not), trading data dependence for estimation noise and
+   thinning cost.
+
+   ``p(cell, theta) = #(donors of cell with s > theta) / #(sampled MACs of cell)`` is unbiased
+   for every theta (the sample is uniform over the GEMM's MACs). Sample size: a pilot of
+   ``2**14`` MACs estimates the rate at the smallest threshold; an independent main sample of
+   ``TARGET_DONORS / rate`` MACs (at least ``2**15``, at most ``max_sample_macs``, default
+   ``max(2**16, MACs // 2048)``) is used (the pilot only sets the size, so the estimate stays
+   unbiased; the relative standard error of a rate is ~``1/sqrt(donors)``). A GEMM of at most
+   ``max_sample_macs`` MACs is taken whole (a census: the rates are this GEMM's own).
+
+   **Low rates**: the resolution is ``1 / sample`` per MAC. At a TER of 1e-6 on a
+   256x1152x1152 GEMM (3.4e8 MACs, 1.7e5 sampled by default) the sample holds ~0.2 late MACs
+   on average: the expected error count is right (unbiased in mean over seeds,
+   ``tests/kernels/test_fast.py``), but a single call sees either no errors or ~2000 copies
+   of one donor's pattern. Pass a larger ``max_sample_macs`` (~5-10 ns per MAC on 2 cores)
+   when per-call accuracy at such rates matters.
+3. **Events by thinning**: per PE (ws; os: per PE and stratum) a Bernoulli candidate process
+   at ``q`` = the largest cell rate at the unit's smallest threshold (over the supply trace),
+   by geometric skips, so the cost is proportional to the candidates, not to the MACs. A
+   candidate at ``(m, n, k)`` gets its true cycle, threshold ``theta = 1 / (ratio * pe[r, c] *
+   g[cycle])`` and cell, and is accepted with ``p(cell, theta) / q``: every MAC fails
+   independently with its cell's probability at its own threshold (slow PEs and droop cycles
+   exactly).
+4. **Manifestation** of an event: a donor of the same cell with ``s > theta`` (uniform), its
+   late mask at the target's theta (the donor's arrivals above theta) and: ``hold`` adds the
+   donor's own ``latched - correct`` (late bits keep the donor's previous register value) to
+   the target; ``flip`` flips the top late bit of the target's register; ``drop`` loses the
+   donor's product (late MACs are mostly products of the sign opposite to the psum's, a bias
+   the target's own product would not carry); ``razor`` corrupts nothing.
+5. **Propagation and cascades** (``_fast._ws_propagate`` / ``_os_propagate``): the corrupted
+   psum flows on exactly (ws down the column into the output, os in the accumulator), and
+   every MAC whose state the error corrupted (the rest of the chain; in ws also the next input
+   row below the error, through the PE's previous-cycle psum, and so on while errors continue)
+   is evaluated with the exact model on its true corrupted state; sampled events there are
+   discarded. Logged ``correct``/``latched`` are the target's true register values.
+
+Known deviations from the exact kernel (``tests/kernels/test_fast.py``, 10 chips of 48x64x40
+on 16x16, 2-7e-3 errors per MAC, census rates): in ws the exact kernel's per-output error
+counts are more dispersed (errors down one column chain are correlated beyond the classes:
+strict xfail); os/drop cascades come out ~10 % short (a dropped product keeps a near-zero
+psum near zero, and the cell's targets are not exactly the MACs the exact kernel fails on).
+Error locations (PE row x droop), late bits, output-error magnitudes and totals agree for ws
+and os with hold, flip (os) and drop (ws), and os count histograms agree. Cost at TER ~1e-4
+is dominated by the exact cascade evaluation (~1 us per event).
+
+Deterministic: the sample lanes and a 64-bit seed come from ``rng``; the event kernels use a
+counter-based generator per unit, so the result is identical at any numba thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from accelsim.config import ArrayConfig
+from accelsim.errors import ConfigError, ShapeError
+from accelsim.kernels import _fast, _mac
+from accelsim.kernels.exact import (
+    MANIFESTATIONS,
+    ErrorLog,
+    GemmResult,
+    Manifestation,
+    _check_operands,
+)
+
+#: Donors (late sampled MACs at the smallest threshold) the main sample aims for.
+TARGET_DONORS = 256
+#: MACs of the pilot sample and the smallest main sample.
+PILOT_MACS = 1 << 14
+MIN_SAMPLE_MACS = 1 << 15
+_F32_EXACT_K = 1024  # 1024 * 128 * 128 = 2**24: float32 partial sums stay exact integers
+
+
+def exact_int_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` of int8 matrices as int32 with wrap-around, exactly (torch or chunked BLAS)."""
+    try:
+        import torch
+
+        res: np.ndarray = torch._int_mm(torch.from_numpy(A), torch.from_numpy(B)).numpy()
+        return res
+    except (ImportError, RuntimeError):
+        pass
+    acc = np.zeros((A.shape[0], B.shape[1]), dtype=np.int64)
+    for k0 in range(0, A.shape[1], _F32_EXACT_K):
+        a = A[:, k0 : k0 + _F32_EXACT_K].astype(np.float32)
+        b = B[k0 : k0 + _F32_EXACT_K].astype(np.float32)
+        acc += (a @ b).astype(np.int64)
+    return acc.astype(np.int32)
+
+
+def _empty_log(total: int = 0) -> ErrorLog:
+    z = np.zeros(0, dtype=np.int64)
+    return ErrorLog(z, z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), total)
+
+
+def _wrap(x: np.ndarray) -> np.ndarray:
+    w: np.ndarray = ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+    return w
+
+
+def _bitlen(x: np.ndarray) -> np.ndarray:
+    """Bit length of non-negative int64 values (0 for 0)."""
+    out = np.zeros(x.shape, dtype=np.int64)
+    v = x.copy()
+    while np.any(v):
+        nz = v > 0
+        out[nz] += 1
+        v >>= 1
+    return out
+
+
+def _strata(depth: int) -> np.ndarray:
+    """Stratum of each chain depth: its own below 16, then 16-31, 32-63, ... (doubling)."""
+    d = np.arange(depth, dtype=np.int64)
+    strata: np.ndarray = np.where(d < 16, d, 11 + _bitlen(d))
+    return strata
+
+
+def fast_gemm(
+    A: np.ndarray,
+    B: np.ndarray,
+    array: ArrayConfig,
+    *,
+    ratio: float,
+    consts: np.ndarray,
+    pe_factor: np.ndarray | None = None,
+    supply_factor: np.ndarray | None = None,
+    manifestation: Manifestation = "hold",
+    log_capacity: int = 256,
+    rng: np.random.Generator,
+    max_sample_macs: int | None = None,
+) -> GemmResult:
+    """``A @ B`` with timing errors sampled like :func:`~accelsim.kernels.exact.exact_gemm`'s.
+
+    Arguments and result as ``exact_gemm`` (see there), plus ``rng`` (the source of all
+    randomness) and ``max_sample_macs``: the largest subsample of MACs evaluated with the exact
+    delay model (default ``max(2**16, MACs // 2048)``); the method is in the module docstring.
+    """
+    return _fast_gemm(
+        A,
+        B,
+        array,
+        ratio=ratio,
+        consts=consts,
+        pe_factor=pe_factor,
+        supply_factor=supply_factor,
+        manifestation=manifestation,
+        log_capacity=log_capacity,
+        rng=rng,
+        max_sample_macs=max_sample_macs,
+    )
+
+
+def _fast_gemm(
+    A: np.ndarray,
+    B: np.ndarray,
+    array: ArrayConfig,
+    *,
+    ratio: float,
+    consts: np.ndarray,
+    pe_factor: np.ndarray | None,
+    supply_factor: np.ndarray | None,
+    manifestation: Manifestation,
+    log_capacity: int,
+    rng: np.random.Generator,
+    max_sample_macs: int | None,
+    rate_scale: float = 1.0,
+    mask_shift: int = 0,
+) -> GemmResult:
+    """:func:`fast_gemm` with test hooks that bias it on purpose (negative tests only):
+    ``rate_scale`` multiplies every error probability, ``mask_shift`` shifts late masks up."""
+    A, B = _check_operands(A, B)
+    if manifestation not in MANIFESTATIONS:
+        raise ConfigError(
+            f"manifestation: got {manifestation!r}, expected one of {', '.join(MANIFESTATIONS)}"
+        )
+    if not np.isfinite(ratio) or ratio < 0:
+        raise ConfigError(f"ratio: got {ratio!r}, expected a finite number >= 0")
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(f"rng: got {type(rng).__name__}, expected a numpy.random.Generator")
+    if isinstance(log_capacity, bool) or not isinstance(log_capacity, int | np.integer):
+        raise ConfigError(f"log_capacity: got {log_capacity!r}, expected an integer >= 0")
+    if log_capacity < 0:
+        raise ConfigError(f"log_capacity: got {log_capacity!r}, expected an integer >= 0")
+    if max_sample_macs is not None and (
+        isinstance(max_sample_macs, bool)
+        or not isinstance(max_sample_macs, int | np.integer)
+        or max_sample_macs < MIN_SAMPLE_MACS
+    ):
+        raise ConfigError(
+            f"max_sample_macs: got {max_sample_macs!r}, expected an integer >= {MIN_SAMPLE_MACS}"
+        )
+    R, C = array.rows, array.cols
+    pe = np.ones((R, C)) if pe_factor is None else np.asarray(pe_factor, dtype=np.float64)
+    if pe.shape != (R, C):
+        raise ShapeError(f"pe_factor: got shape {pe.shape}, expected the array's ({R}, {C})")
+    g = np.ones(1) if supply_factor is None else np.asarray(supply_factor, dtype=np.float64)
+    if g.ndim != 1 or g.size == 0:
+        raise ShapeError(f"supply_factor: got shape {g.shape}, expected a non-empty 1-D array")
+    if np.any(pe <= 0) or np.any(g <= 0):
+        raise ConfigError(
+            "pe_factor/supply_factor: got a value <= 0, expected positive delay factors"
+        )
+    consts = np.ascontiguousarray(consts, dtype=np.float64)
+    transpose = array.dataflow == "is"
+    os_flow = array.dataflow == "os"
+    # is(A, B) == ws(B^T, A^T)^T with the same PE coordinates (as exact_gemm).
+    A_k, B_k = (np.ascontiguousarray(B.T), np.ascontiguousarray(A.T)) if transpose else (A, B)
+    M, K = A_k.shape
+    N = B_k.shape[1]
+    out0 = exact_int_matmul(A_k, B_k)
+    inv_pe = np.ascontiguousarray(1.0 / pe)
+    inv_g = np.ascontiguousarray(1.0 / g)
+    if os_flow:
+        n_cycles_used = ((N + C - 1) // C) * ((M + R - 1) // R) * (K + R + C - 2)
+    else:
+        n_cycles_used = ((N + C - 1) // C) * ((K + R - 1) // R) * (2 * R + C + M - 2)
+    inv_g_min = float(inv_g[: max(1, min(inv_g.size, n_cycles_used))].min())
+    inv_ratio = 1.0 / ratio if ratio > 0 else np.inf
+    used_pe = inv_pe[: min(R, M if os_flow else K), : min(C, N)]
+    theta_floor = inv_ratio * float(used_pe.min()) * inv_g_min
+    if not theta_floor < 1.0:  # no sensitized delay exceeds the static critical path
+        return _result(out0, _empty_log(), transpose)
+
+    sampler = _Sampler(A_k, B_k, R, os_flow, theta_floor, consts, rng)
+    total_macs = M * N * K
+    cap = max_sample_macs if max_sample_macs is not None else max(1 << 16, total_macs // 2048)
+    pilot = sampler.draw(PILOT_MACS)
+    pilot_late, pilot_macs = sampler.count_late(pilot)
+    rate0 = max(pilot_late, 0.5) / pilot_macs
+    want = int(min(max(TARGET_DONORS / rate0, MIN_SAMPLE_MACS), cap))
+    cells = sampler.cells(sampler.census() if total_macs <= cap else sampler.draw(want))
+
+    seed = np.uint64(rng.integers(0, 1 << 63, dtype=np.int64))
+    if os_flow:
+        S = sampler.n_strata
+        strata_lo = np.searchsorted(sampler.strata, np.arange(S + 1)).astype(np.int64)
+        theta_min = np.repeat((inv_ratio * inv_g_min) * inv_pe.reshape(-1), S)
+        unit_stratum = np.tile(np.arange(S, dtype=np.int64), R * C)
+    else:
+        theta_min = (inv_ratio * inv_g_min) * inv_pe.reshape(-1)
+        strata_pad = np.zeros(R, dtype=np.int64)  # PE rows past K run no MAC (q = 0 below)
+        strata_pad[: sampler.strata.size] = sampler.strata
+        unit_stratum = np.repeat(strata_pad, C)
+    q = np.zeros(theta_min.size)
+    _fast._unit_bounds(theta_min, unit_stratum, cells.n, cells.off, cells.s, float(rate_scale), q)
+    if not os_flow:
+        q.reshape(R, C)[sampler.strata.size :] = 0.0
+    counts = np.zeros(q.size, dtype=np.int64)
+    ev = np.zeros((0, 6), dtype=np.int64)
+    for fill in (False, True):
+        offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+        if fill:
+            ev = np.zeros((int(counts.sum()), 6), dtype=np.int64)
+        if os_flow:
+            _fast._os_events(
+                A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, q, strata_lo, cells.n, cells.off,
+                cells.s, cells.arr, seed, float(rate_scale), fill, counts, offsets, ev,
+            )  # fmt: skip
+        else:
+            _fast._ws_events(
+                A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, q, sampler.strata, cells.n,
+                cells.off, cells.s, cells.arr, seed, float(rate_scale), fill, counts, offsets,
+                ev,
+            )  # fmt: skip
+    if ev.shape[0] == 0:
+        return _result(out0, _empty_log(), transpose)
+    em, en, ek, ecyc, donor, mask = (ev[:, i] for i in range(6))
+    if mask_shift:
+        mask = (mask << mask_shift) & 0xFFFFFFFF
+    mode = MANIFESTATIONS[manifestation]
+    if mode == 0:  # hold: late bits keep the donor's previous register value
+        corr = cells.correct[donor]
+        latched = (corr & ~mask & 0xFFFFFFFF) | (cells.prev[donor] & mask & 0xFFFFFFFF)
+        delta = _wrap(latched - corr)
+    elif mode == 1:  # flip: the highest late bit of the donor's register flips
+        corr = cells.correct[donor]
+        delta = _wrap(((corr & 0xFFFFFFFF) ^ (1 << (_bitlen(mask) - 1))) - corr)
+    elif mode == 3:  # drop: the donor's update (its product) is lost
+        delta = -cells.prod[donor]
+    else:  # razor: detected and replayed
+        delta = np.zeros(em.size, dtype=np.int64)
+    # execution order of the exact kernel's logs: ws per column (rf, m, r), os per row (n, k)
+    if os_flow:
+        order = np.lexsort((ek, en, em))
+    else:
+        order = np.lexsort((ek, em, ek // R, en))
+    ev = np.ascontiguousarray(np.stack([em, en, ek, ecyc, donor, mask], axis=1)[order])
+    delta = np.ascontiguousarray(delta[order])
+    if mode == 2:  # razor corrupts no state: the sampled events are all there is
+        if os_flow:
+            correct = _fast._os_correct(A_k, B_k, ev[:, 0], ev[:, 1], ev[:, 2])
+        else:
+            correct = _fast._ws_correct(A_k, B_k, R, ev[:, 0], ev[:, 1], ev[:, 2])
+        rec = np.stack([ev[:, 0], ev[:, 1], ev[:, 2], ev[:, 3], ev[:, 5], correct, correct], 1)
+    else:
+        rec = _propagate(A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, os_flow)
+    rm, rn = rec[:, 0], rec[:, 1]
+    out64 = out0.astype(np.int64)
+    np.add.at(out64, (rm, rn), _wrap(rec[:, 6] - rec[:, 5]))
+    out = _wrap(out64).astype(np.int32)
+    lane = rm if os_flow else rn  # log lanes: os output rows, ws output columns
+    first = np.searchsorted(lane, lane, side="left")
+    keep = (np.arange(lane.size) - first) < log_capacity
+    logged = rec[keep]
+    m_col, n_col = (1, 0) if transpose else (0, 1)
+    errors = ErrorLog(
+        m=logged[:, m_col].copy(),
+        n=logged[:, n_col].copy(),
+        k=logged[:, 2].copy(),
+        cycle=logged[:, 3].copy(),
+        late_mask=logged[:, 4].copy(),
+        correct=logged[:, 5].copy(),
+        latched=logged[:, 6].copy(),
+        total=int(rec.shape[0]),
+    )
+    return _result(out, errors, transpose)
+
+
+def _propagate(
+    A: np.ndarray,
+    B: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    inv_ratio: float,
+    consts: np.ndarray,
+    mode: int,
+    ev: np.ndarray,
+    delta: np.ndarray,
+    os_flow: bool,
+) -> np.ndarray:
+    """Records ``(m, n, k, cycle, mask, correct, latched)`` of the sampled events and the
+    errors their corrupted states cause (``_fast._ws_propagate`` / ``_os_propagate``)."""
+    if os_flow:
+        key = ev[:, 0] * B.shape[1] + ev[:, 1]
+    else:
+        key = ev[:, 1] * ((A.shape[1] + R - 1) // R) + ev[:, 2] // R
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    lane_off = np.append(starts, key.size).astype(np.int64)
+    per_lane = np.diff(lane_off)
+    room = 4
+    while True:
+        cap = (8 + room * per_lane).astype(np.int64)
+        rec_off = np.concatenate(([0], np.cumsum(cap))).astype(np.int64)
+        rec = np.zeros((int(rec_off[-1]), 8), dtype=np.int64)
+        used = np.zeros(per_lane.size, dtype=np.int64)
+        kernel = _fast._os_propagate if os_flow else _fast._ws_propagate
+        kernel(
+            A, B, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, lane_off, rec_off,
+            rec, used,
+        )  # fmt: skip
+        if np.all(used >= 0):
+            break
+        room *= 4
+    before = np.cumsum(used) - used  # records of the lanes before each lane
+    idx = np.arange(int(used.sum()), dtype=np.int64) + np.repeat(rec_off[:-1] - before, used)
+    result: np.ndarray = rec[idx, :7]
+    return result
+
+
+def _result(out: np.ndarray, errors: ErrorLog, transpose: bool) -> GemmResult:
+    return GemmResult(out=np.ascontiguousarray(out.T) if transpose else out, errors=errors)
+
+
+#: Donors from which the full cells are used; below, stratum x product change only; below
+#: MERGE_COARSE, doubling depth ranges x (product changed or not).
+MERGE_FULL = 256
+MERGE_COARSE = 32
+
+
+def _cell_map(strata: np.ndarray, donors: int) -> np.ndarray:
+    """Representative cell of each cell: the cells are merged when the sample has few donors
+    (fewer cells, each with more donors: less estimation noise and fewer thinning candidates
+    from a lone donor in a small cell, at the price of less data dependence)."""
+    n_strata = int(strata.max()) + 1
+    nc = _fast.N_CLASSES
+    cells = np.arange(n_strata * nc, dtype=np.int64)
+    st, cls = cells // nc, cells % nc
+    pclass = cls % _fast.N_PCLASS
+    flips = np.where(cls >= _fast.N_PCLASS, _fast.N_PCLASS, 0)  # the sum changed sign or not
+    if donors >= MERGE_FULL:
+        return cells
+    if donors >= MERGE_COARSE:
+        mid: np.ndarray = st * nc + flips + (pclass & ~1)  # merge the sign details
+        return mid
+    # coarse strata: depth ranges 0, 1, 2-3, 4-7, ... (strata are non-decreasing in depth)
+    first_depth = np.searchsorted(strata, np.arange(n_strata))
+    group_first = np.where(first_depth > 0, 1 << np.maximum(_bitlen(first_depth) - 1, 0), 0)
+    rep = strata[group_first]
+    coarse: np.ndarray = rep[st] * nc + flips + np.where(pclass == 0, 0, 2)
+    return coarse
+
+
+class _Cells:
+    """Per-cell sample sizes and donors (sorted by ``s`` within each cell)."""
+
+    def __init__(
+        self,
+        n: np.ndarray,
+        off: np.ndarray,
+        s: np.ndarray,
+        arr: np.ndarray,
+        correct: np.ndarray,
+        prev: np.ndarray,
+        prod: np.ndarray,
+    ) -> None:
+        self.n = n
+        self.prod = prod
+        self.off = off
+        self.s = s
+        self.arr = arr
+        self.correct = correct
+        self.prev = prev
+
+
+class _Sampler:
+    """Random accumulation chains of one GEMM (ws lanes ``(m, n, rf)``, os lanes ``(m, n)``)."""
+
+    def __init__(
+        self,
+        A: np.ndarray,
+        B: np.ndarray,
+        R: int,
+        os_flow: bool,
+        theta: float,
+        consts: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        self.A, self.B, self.R, self.os_flow = A, B, R, os_flow
+        self.theta, self.consts, self.rng = theta, consts, rng
+        M, K = A.shape
+        N = B.shape[1]
+        depth = K if os_flow else min(R, K)
+        self.lane_len = depth
+        self.strata = _strata(depth)
+        self.n_strata = int(self.strata.max()) + 1
+        self.n_lanes = M * N if os_flow else M * N * ((K + R - 1) // R)
+
+    def draw(self, macs: int) -> np.ndarray:
+        """Lane indices (uniform, with replacement) covering about ``macs`` MACs."""
+        count = max(1, -(-macs // self.lane_len))
+        lanes: np.ndarray = self.rng.integers(0, self.n_lanes, size=count, dtype=np.int64)
+        return lanes
+
+    def census(self) -> np.ndarray:
+        """Every lane once."""
+        return np.arange(self.n_lanes, dtype=np.int64)
+
+    def _run(self, lanes: np.ndarray) -> tuple[np.ndarray, ...]:
+        M = self.A.shape[0]
+        N = self.B.shape[1]
+        L, D = lanes.size, self.lane_len
+        cell = np.empty((L, D), dtype=np.int64)
+        late = np.empty((L, D), dtype=np.uint8)
+        psum = np.zeros((L, D), dtype=np.int64)
+        ppsum = np.zeros((L, D), dtype=np.int64)
+        if self.os_flow:
+            lm, ln = lanes // N, lanes % N
+            _fast._os_sample(
+                self.A, self.B, lm, ln, self.theta, self.consts, self.strata, cell, late, psum,
+                ppsum,
+            )  # fmt: skip
+            lrf = np.zeros_like(lm)
+        else:
+            lrf, rest = lanes // (M * N), lanes % (M * N)
+            lm, ln = rest // N, rest % N
+            _fast._ws_sample(
+                self.A, self.B, self.R, lm, ln, lrf, self.theta, self.consts, self.strata,
+                cell, late, psum, ppsum,
+            )  # fmt: skip
+        return lm, ln, lrf, cell, late, psum, ppsum
+
+    def count_late(self, lanes: np.ndarray) -> tuple[int, int]:
+        """(late MACs, sampled MACs) at the smallest threshold."""
+        _, _, _, cell, late, _, _ = self._run(lanes)
+        return int(late.sum()), int(np.count_nonzero(cell >= 0))
+
+    def cells(self, lanes: np.ndarray) -> _Cells:
+        """Cell sizes and donors of the chains ``lanes``."""
+        lm, ln, lrf, cell, late, psum, ppsum = self._run(lanes)
+        n_cells = self.n_strata * _fast.N_CLASSES
+        valid = cell >= 0
+        n = np.bincount(cell[valid], minlength=n_cells).astype(np.float64)
+        li, di = np.nonzero(late)
+        m, nn = lm[li], ln[li]
+        if self.os_flow:
+            k = di
+            w = self.B[k, nn].astype(np.int64)
+            a = self.A[m, k].astype(np.int64)
+            pw = np.where(k > 0, self.B[np.maximum(k - 1, 0), nn], 0).astype(np.int64)
+            pa = np.where(k > 0, self.A[m, np.maximum(k - 1, 0)], 0).astype(np.int64)
+        else:
+            k = lrf[li] * self.R + di
+            w = self.B[k, nn].astype(np.int64)
+            a = self.A[m, k].astype(np.int64)
+            pw = w
+            pa = np.where(m > 0, self.A[np.maximum(m - 1, 0), k], 0).astype(np.int64)
+        p_in, pp_in = psum[li, di], ppsum[li, di]
+        arr = np.zeros((li.size, 32), dtype=np.float64)
+        _mac._mac_arrivals_many(w, a, p_in, pw, pa, pp_in, self.consts, arr)
+        s = np.minimum(arr.max(axis=1, initial=0.0), 1.0)
+        correct = _wrap(p_in + w * a)
+        # previous value of the PE's output register: ws the previous input row's psum out
+        # (0 at the fold's first row), os the accumulator itself
+        prev = p_in if self.os_flow else np.where(m > 0, _wrap(pp_in + pw * pa), 0)
+        # merge cells while the donors are few (each merged cell shares one donor range)
+        cmap = _cell_map(self.strata, li.size)
+        n = np.bincount(cmap, weights=n, minlength=n_cells)[cmap]
+        dcell = cmap[cell[li, di]]
+        order = np.lexsort((s, dcell))
+        bounds = np.searchsorted(dcell[order], np.arange(n_cells + 1)).astype(np.int64)
+        off = np.ascontiguousarray(np.stack([bounds[cmap], bounds[cmap + 1]], axis=1))
+        return _Cells(
+            n,
+            off,
+            np.ascontiguousarray(s[order]),
+            np.ascontiguousarray(arr[order]),
+            correct[order],
+            prev[order],
+            (w * a)[order],
+        )
