@@ -382,6 +382,8 @@ def timing_from_dict(data: dict[str, Any]) -> TimingOverrides:
     Every key must be a parameter of the matching calib file; the values are checked by
     building the parameter dataclass with them (one-line errors name ``section.key``).
     """
+    if not any(section in data for section in TIMING_SECTIONS):
+        return TimingOverrides()  # nothing to validate: keep `accelsim perf` free of numba/scipy
     from accelsim.timing.delay import DelayParams
     from accelsim.timing.sensitized import SensitizedParams
     from accelsim.timing.variation import VariationParams
