@@ -542,11 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     from accelsim.commands import explore as explore_cmd
     from accelsim.commands import models as models_cmd
     from accelsim.commands import run as run_cmd
+    from accelsim.commands import study as study_cmd
 
     explore_cmd.add_parser(sub, sys.modules[__name__])
     add_campaign_parser(sub)
     run_cmd.add_parser(sub, sys.modules[__name__])
     models_cmd.add_parser(sub)
+    study_cmd.add_parser(sub, sys.modules[__name__])
     return parser
 
 
