@@ -411,13 +411,20 @@ class Accelerator:
                     "manifestation": self.manifestation,
                     "log_capacity": self.log_capacity,
                 }
-                if self.kernel == "fast" and self._fast is not None:
+                if self.kernel == "fast" and self._fast is not None and M * N * K > FAST_MIN_MACS:
                     rng = rng_for(self.seed, "kernel", ctx.module, ctx.timestep, ctx.call)
                     result = self._fast(A, B, self.hw.array, rng=rng, **kwargs)
                 else:
                     result = exact_gemm(A, B, self.hw.array, **kwargs)
         self.account(M, N, K, ctx, op, int(result.errors.total))
         return result
+
+
+#: GEMMs with at most this many MACs run on the exact kernel even when ``kernel="fast"``: the
+#: exact kernel evaluates them in a few ms (>= 3e8 MAC/s with errors, benchmarks/kernels.py),
+#: less than the fast kernel's fixed cost of estimating a GEMM's error rates (~10-40 ms), and it
+#: is the reference the fast kernel is tested against.
+FAST_MIN_MACS = 1 << 22
 
 
 def expected_no_fail(accel: Accelerator, op: OperatingPoint) -> bool:
@@ -427,6 +434,7 @@ def expected_no_fail(accel: Accelerator, op: OperatingPoint) -> bool:
 
 
 __all__ = [
+    "FAST_MIN_MACS",
     "KERNELS",
     "Accelerator",
     "AcceleratorReport",

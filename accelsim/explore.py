@@ -80,12 +80,12 @@ class ExploreConfig:
     model: str = "dit-digits"
     modes: tuple[str, ...] = MODES
     policies: tuple[str, ...] = POLICY_NAMES
-    vdd: tuple[float, ...] = (0.82, 0.79, 0.76, 0.73, 0.70)
-    freq_ghz: tuple[float, ...] = (1.2, 1.3, 1.4, 1.5, 1.7)
+    vdd: tuple[float, ...] = (0.84, 0.82, 0.80, 0.78)
+    freq_ghz: tuple[float, ...] = (1.15, 1.2, 1.25, 1.3)
     chips: tuple[int, ...] = (0, 1)
-    seeds: tuple[int, ...] = (0, 1)
-    steps: int = 20
-    samples: int = 10
+    seeds: tuple[int, ...] = (0,)
+    steps: int = 10
+    samples: int = 6
     threshold: float | None = None
     kernel: str = "fast"
     protect: float = 0.3
@@ -117,14 +117,14 @@ class ExploreConfig:
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExploreConfig:
-        """The ``--quick`` grid: 3 points per mode, one chip, one seed, 10 steps, 5 samples."""
+        """The ``--quick`` grid: 2 points per mode, one chip, one seed, 6 steps, 4 samples."""
         base = cls(
-            vdd=(0.80, 0.76, 0.72),
-            freq_ghz=(1.3, 1.5, 1.7),
+            vdd=(0.84, 0.80),
+            freq_ghz=(1.2, 1.3),
             chips=(0,),
             seeds=(0,),
-            steps=10,
-            samples=5,
+            steps=6,
+            samples=4,
             closed_loop_targets=(1e-6,),
             profile_groups=2,
         )

@@ -195,10 +195,12 @@ def plot_sensitivity(
     im = ax.imshow(grid, aspect="auto", cmap="magma", interpolation="nearest")
     ax.set_yticks(range(len(blocks)), blocks)
     ax.set_xticks(range(len(steps)), [str(s) for s in steps], fontsize=7)
-    ax.set_xlabel("denoising step (0 = first, pure noise)")
+    ax.set_xlabel("first denoising step of the cell (0 = first step, from pure noise)")
     ax.set_ylabel("block")
     fig.colorbar(im, ax=ax, label="quality loss per injected error")
-    ax.set_title(title or "sensitivity: block x timestep")
+    import textwrap
+
+    ax.set_title(textwrap.fill(title or "sensitivity: block x timestep", 60), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
