@@ -407,7 +407,7 @@ class ClosedLoopPolicy(Policy):
     """Per-key step-down / back-off controller on the ABFT detection rate (module docstring)."""
 
     name = "closed-loop"
-    abft = "detect"
+    abft = "classic"  # correct what checksums locate; detections feed the controller
 
     def __init__(
         self,

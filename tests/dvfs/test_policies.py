@@ -184,7 +184,7 @@ def run(policy, rate, n, c, macs=10**9, knob=lambda op: op.vdd):
 
 def test_closed_loop_converges_to_the_boundary_and_backs_off():
     p = parse_policy("closed-loop:target=1e-8,step=0.01,backoff=3", HW)
-    assert isinstance(p, ClosedLoopPolicy) and p.abft == "detect"
+    assert isinstance(p, ClosedLoopPolicy) and p.abft == "classic"
     c = ctx("blocks.0")
     trace = run(p, curve(0.70), 120, c)
     assert trace[0] == 0.9
