@@ -26,6 +26,10 @@ def _ints(text: str) -> tuple[int, ...]:
     text = text.strip()
     try:
         if text.isdigit():
+            if int(text) < 1:
+                raise argparse.ArgumentTypeError(
+                    f"got {text!r}, expected a count >= 1 or a comma list such as 0,3 (one seed: '7,')"
+                )
             return tuple(range(int(text)))
         return tuple(int(x) for x in text.split(",") if x.strip())
     except ValueError:
@@ -77,7 +81,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
         "--chips",
         type=_ints,
         metavar="N|A,B",
-        help="chip seeds: a count or a list; default 2 (1 with --quick)",
+        help="chip seeds: a count N (seeds 0..N-1) or a comma list; default 2 (1 with --quick)",
     )
     p.add_argument(
         "--seeds",
