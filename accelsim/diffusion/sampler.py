@@ -57,9 +57,7 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         check_choice("sampler.method", self.method, METHODS)
         object.__setattr__(self, "steps", check_int("steps", self.steps, 1, 10_000))
-        object.__setattr__(
-            self, "guidance", check_float("guidance", self.guidance, 0.0, 100.0)
-        )
+        object.__setattr__(self, "guidance", check_float("guidance", self.guidance, 0.0, 100.0))
         object.__setattr__(self, "eta", check_float("eta", self.eta, 0.0, 1.0))
         object.__setattr__(
             self,
