@@ -165,7 +165,8 @@ def plot_pareto(
         ax.set_title(f"{mode}: {label} vs quality loss")
         ax.grid(alpha=0.3)
         ax.set_xscale("symlog", linthresh=max(threshold / 10, 1e-6))
-        ax.set_xlim(left=-max(threshold / 10, 1e-6) * 0.15)
+        worst = max([p.quality_loss for p in points if p.mode == mode] + [threshold])
+        ax.set_xlim(left=-max(threshold / 10, 1e-6) * 0.15, right=worst * 2.0)
         ax.legend(fontsize=8, loc="best")
     if title:
         fig.suptitle(title)
