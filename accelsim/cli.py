@@ -38,14 +38,22 @@ def _array_size(text: str) -> tuple[int, int]:
     return rows, cols
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 1")
-    return value
+def int_at_least(lo: int) -> Any:
+    """An argparse type: an integer >= ``lo`` (one-line message otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= {lo}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= {lo}")
+        return value
+
+    return parse
+
+
+_positive_int = int_at_least(1)
 
 
 def _float(text: str) -> float:

@@ -82,6 +82,24 @@ def check_choice(key: str, value: object, choices: tuple[str, ...]) -> str:
     return value
 
 
+def parse_scalar(text: str) -> Any:
+    """A ``key=value`` spec value as bool (true/yes/on, false/no/off), None (none/null), int,
+    float or, failing those, the stripped string."""
+    low = text.strip().lower()
+    if low in ("true", "yes", "on"):
+        return True
+    if low in ("false", "no", "off"):
+        return False
+    if low in ("none", "null"):
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
 def reject_unknown_keys(section: str, data: dict[str, Any], allowed: set[str]) -> None:
     """Raise ConfigError for the first key of ``data`` not in ``allowed`` (with a hint)."""
     for key in data:

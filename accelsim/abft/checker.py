@@ -69,6 +69,7 @@ from accelsim.config import (
     check_choice,
     check_float,
     check_int,
+    parse_scalar,
     reject_unknown_keys,
 )
 from accelsim.context import GemmContext
@@ -203,22 +204,6 @@ ABFT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _convert(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
 def abft_config(spec: str | dict[str, Any] | AbftConfig | None = None) -> AbftConfig:
     """Build an AbftConfig from a preset name, ``"preset:key=value,..."``, a dict or a config.
 
@@ -236,7 +221,7 @@ def abft_config(spec: str | dict[str, Any] | AbftConfig | None = None) -> AbftCo
             key, eq, value = item.partition("=")
             if not eq:
                 raise ConfigError(f"abft spec {spec!r}: got {item!r}, expected key=value")
-            data[key.strip()] = _convert(value)
+            data[key.strip()] = parse_scalar(value)
     elif isinstance(spec, dict):
         data = dict(spec)
     else:

@@ -17,30 +17,15 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
+from accelsim.cli import int_at_least
 from accelsim.errors import AccelsimError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 1") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 1")
-    return value
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 0") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"got {text!r}, expected an integer >= 0")
-    return value
+_positive_int = int_at_least(1)
+_nonneg_int = int_at_least(0)
 
 
 def add_parser(subparsers: Any) -> None:

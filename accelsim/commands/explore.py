@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from accelsim.commands import add_hardware_args
 from accelsim.errors import AccelsimError
 
 
@@ -109,16 +110,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
     p.add_argument(
         "--workers", type=helpers._positive_int, default=1, help="worker processes; default 1"
     )
-    hw = p.add_argument_group("hardware")
-    hw.add_argument(
-        "--preset",
-        default="tpu-128x128",
-        metavar="NAME",
-        help="hardware preset; default tpu-128x128",
-    )
-    hw.add_argument("--config", metavar="FILE.toml", help="hardware TOML (replaces --preset)")
-    hw.add_argument("--array", type=helpers._array_size, metavar="RxC", help="array size override")
-    hw.add_argument("--dataflow", choices=("os", "ws", "is"), help="dataflow override")
+    add_hardware_args(p, helpers)
     p.add_argument(
         "--out",
         default="accelsim-out/explore",

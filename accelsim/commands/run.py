@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from accelsim.commands import add_hardware_args
 from accelsim.errors import AccelsimError
 
 #: Fault options of ``accelsim run`` (passed to :func:`accelsim.faults.spec.fault_from_dict`).
@@ -111,16 +112,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
         default="hold",
         help="what a late MAC latches; default hold",
     )
-    hw = p.add_argument_group("hardware")
-    hw.add_argument(
-        "--preset",
-        default="tpu-128x128",
-        metavar="NAME",
-        help="hardware preset; default tpu-128x128",
-    )
-    hw.add_argument("--config", metavar="FILE.toml", help="hardware TOML (replaces --preset)")
-    hw.add_argument("--array", type=helpers._array_size, metavar="RxC", help="array size override")
-    hw.add_argument("--dataflow", choices=("os", "ws", "is"), help="dataflow override")
+    add_hardware_args(p, helpers)
     f = p.add_argument_group("injected faults (optional; see accelsim.faults.spec)")
     for key, text in FAULT_OPTIONS.items():
         f.add_argument(f"--{key}", dest=f"fault_{key.replace('-', '_')}", metavar="X", help=text)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from accelsim.commands import add_hardware_args
 from accelsim.errors import AccelsimError
 
 
@@ -75,11 +76,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
     p.add_argument("--steps", type=helpers._positive_int, default=None, help="sampler steps")
     p.add_argument("--retry-failed", action="store_true", help="rerun failed trials too")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    hw = p.add_argument_group("hardware")
-    hw.add_argument("--preset", default="tpu-128x128", metavar="NAME", help="hardware preset")
-    hw.add_argument("--config", metavar="FILE.toml", help="hardware TOML (replaces --preset)")
-    hw.add_argument("--array", type=helpers._array_size, metavar="RxC", help="array override")
-    hw.add_argument("--dataflow", choices=("os", "ws", "is"), help="dataflow override")
+    add_hardware_args(p, helpers)
     p.set_defaults(func=cmd_study, scalesim_cfg=None)
 
 

@@ -59,6 +59,7 @@ from accelsim.config import (
     check_choice,
     check_float,
     check_int,
+    parse_scalar,
     reject_unknown_keys,
 )
 from accelsim.context import GemmContext
@@ -511,22 +512,6 @@ class ClosedLoopPolicy(Policy):
 # --------------------------------------------------------------------------- parsing
 
 
-def _convert(text: str) -> Any:
-    low = text.strip().lower()
-    if low in ("true", "yes", "on"):
-        return True
-    if low in ("false", "no", "off"):
-        return False
-    if low in ("none", "null"):
-        return None
-    for conv in (int, float):
-        try:
-            return conv(text)
-        except ValueError:
-            pass
-    return text.strip()
-
-
 def _spec_dict(spec: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(spec, str):
         name, _, rest = spec.partition(":")
@@ -535,7 +520,7 @@ def _spec_dict(spec: str | dict[str, Any]) -> dict[str, Any]:
             key, eq, value = item.partition("=")
             if not eq:
                 raise ConfigError(f"policy spec {spec!r}: got {item!r}, expected key=value")
-            data[key.strip()] = _convert(value)
+            data[key.strip()] = parse_scalar(value)
         return data
     if isinstance(spec, dict):
         data = dict(spec)
