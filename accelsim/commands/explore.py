@@ -118,6 +118,12 @@ def add_parser(sub: Any, helpers: Any) -> None:
         help="output directory; default accelsim-out/explore",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--projection",
+        action="store_true",
+        help="with a full-size --model (e.g. dit-xl2-256): project the best policies of the "
+        "small-model run in --out onto that workload's perf/energy model",
+    )
     p.set_defaults(func=cmd_explore, scalesim_cfg=None)
 
 
@@ -126,6 +132,18 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from accelsim.explore import MODES, ExploreConfig, explore, finish
 
     hw = cli._load_hardware(args)
+    if args.projection:
+        from accelsim.models.workloads import list_workloads
+        from accelsim.projection import run_projection
+
+        names = [w.name for w in list_workloads()]
+        if args.model not in names:
+            raise AccelsimError(
+                f"--model: got {args.model!r} with --projection, expected a full-size workload: "
+                + ", ".join(names)
+            )
+        print(run_projection(Path(args.out), args.model, hw))
+        return 0
     if args.workers != 1:
         raise AccelsimError(
             f"--workers: got {args.workers}, expected 1 (parallel explore is not implemented yet)"
