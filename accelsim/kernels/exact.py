@@ -84,6 +84,40 @@ def _check_operands(A: np.ndarray, B: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.ascontiguousarray(A), np.ascontiguousarray(B)
 
 
+def check_error_inputs(
+    A: np.ndarray,
+    B: np.ndarray,
+    array: ArrayConfig,
+    ratio: float,
+    pe_factor: np.ndarray | None,
+    supply_factor: np.ndarray | None,
+    manifestation: str,
+) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Validate the inputs shared by the exact and fast kernels; returns contiguous ``A, B`` and
+    the PE (``(rows, cols)``, default ones) and supply (1-D, default ``[1]``) delay factors."""
+    A, B = _check_operands(A, B)
+    if manifestation not in MANIFESTATIONS:
+        raise ConfigError(
+            f"manifestation: got {manifestation!r}, expected one of {', '.join(MANIFESTATIONS)}"
+        )
+    if not np.isfinite(ratio) or ratio < 0:
+        raise ConfigError(f"ratio: got {ratio!r}, expected a finite number >= 0")
+    R, C = array.rows, array.cols
+    pe = np.ones((R, C)) if pe_factor is None else np.asarray(pe_factor, dtype=np.float64)
+    if pe.shape != (R, C):
+        raise ShapeError(f"pe_factor: got shape {pe.shape}, expected the array's ({R}, {C})")
+    g = np.ones(1) if supply_factor is None else np.asarray(supply_factor, dtype=np.float64)
+    if g.ndim != 1 or g.size == 0:
+        raise ShapeError(f"supply_factor: got shape {g.shape}, expected a non-empty 1-D array")
+    for key, x in (("pe_factor", pe), ("supply_factor", g)):
+        bad = ~(np.isfinite(x) & (x > 0))
+        if np.any(bad):
+            raise ConfigError(
+                f"{key}: got {float(x[bad].flat[0])!r}, expected finite positive delay factors"
+            )
+    return A, B, pe, g
+
+
 def exact_gemm(
     A: np.ndarray,
     B: np.ndarray,
@@ -148,26 +182,8 @@ def _exact_gemm(
 ) -> GemmResult:
     """:func:`exact_gemm`; ``reference`` runs the plain per-MAC kernels (no skipping, no
     screening: the tests' yardstick for the fast paths)."""
-    A, B = _check_operands(A, B)
-    if manifestation not in MANIFESTATIONS:
-        raise ConfigError(
-            f"manifestation: got {manifestation!r}, expected one of {', '.join(MANIFESTATIONS)}"
-        )
-    if not np.isfinite(ratio) or ratio < 0:
-        raise ConfigError(f"ratio: got {ratio!r}, expected a finite number >= 0")
+    A, B, pe, g = check_error_inputs(A, B, array, ratio, pe_factor, supply_factor, manifestation)
     R, C = array.rows, array.cols
-    pe = np.ones((R, C)) if pe_factor is None else np.asarray(pe_factor, dtype=np.float64)
-    if pe.shape != (R, C):
-        raise ShapeError(f"pe_factor: got shape {pe.shape}, expected the array's ({R}, {C})")
-    g = np.ones(1) if supply_factor is None else np.asarray(supply_factor, dtype=np.float64)
-    if g.ndim != 1 or g.size == 0:
-        raise ShapeError(f"supply_factor: got shape {g.shape}, expected a non-empty 1-D array")
-    for key, x in (("pe_factor", pe), ("supply_factor", g)):
-        bad = ~(np.isfinite(x) & (x > 0))
-        if np.any(bad):
-            raise ConfigError(
-                f"{key}: got {float(x[bad].flat[0])!r}, expected finite positive delay factors"
-            )
     inv_pe = 1.0 / pe
     inv_g = 1.0 / g
     inv_ratio = 1.0 / ratio if ratio > 0 else np.inf

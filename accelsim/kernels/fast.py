@@ -86,14 +86,14 @@ from __future__ import annotations
 import numpy as np
 
 from accelsim.config import ArrayConfig
-from accelsim.errors import ConfigError, ShapeError
+from accelsim.errors import ConfigError
 from accelsim.kernels import _fast, _mac
 from accelsim.kernels.exact import (
     MANIFESTATIONS,
     ErrorLog,
     GemmResult,
     Manifestation,
-    _check_operands,
+    check_error_inputs,
 )
 
 #: Donors (late sampled MACs at the smallest threshold) the main sample aims for.
@@ -202,13 +202,7 @@ def _fast_gemm(
 ) -> GemmResult:
     """:func:`fast_gemm` with test hooks that bias it on purpose (negative tests only):
     ``rate_scale`` multiplies every error probability, ``mask_shift`` shifts late masks up."""
-    A, B = _check_operands(A, B)
-    if manifestation not in MANIFESTATIONS:
-        raise ConfigError(
-            f"manifestation: got {manifestation!r}, expected one of {', '.join(MANIFESTATIONS)}"
-        )
-    if not np.isfinite(ratio) or ratio < 0:
-        raise ConfigError(f"ratio: got {ratio!r}, expected a finite number >= 0")
+    A, B, pe, g = check_error_inputs(A, B, array, ratio, pe_factor, supply_factor, manifestation)
     if not isinstance(rng, np.random.Generator):
         raise ConfigError(f"rng: got {type(rng).__name__}, expected a numpy.random.Generator")
     if isinstance(log_capacity, bool) or not isinstance(log_capacity, int | np.integer):
@@ -224,16 +218,6 @@ def _fast_gemm(
             f"max_sample_macs: got {max_sample_macs!r}, expected an integer >= {MIN_SAMPLE_MACS}"
         )
     R, C = array.rows, array.cols
-    pe = np.ones((R, C)) if pe_factor is None else np.asarray(pe_factor, dtype=np.float64)
-    if pe.shape != (R, C):
-        raise ShapeError(f"pe_factor: got shape {pe.shape}, expected the array's ({R}, {C})")
-    g = np.ones(1) if supply_factor is None else np.asarray(supply_factor, dtype=np.float64)
-    if g.ndim != 1 or g.size == 0:
-        raise ShapeError(f"supply_factor: got shape {g.shape}, expected a non-empty 1-D array")
-    if np.any(pe <= 0) or np.any(g <= 0):
-        raise ConfigError(
-            "pe_factor/supply_factor: got a value <= 0, expected positive delay factors"
-        )
     consts = np.ascontiguousarray(consts, dtype=np.float64)
     transpose = array.dataflow == "is"
     os_flow = array.dataflow == "os"
