@@ -460,9 +460,24 @@ def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Met
             )
 
         clip.profile(clean_run)
-    acc = make_accelerator(
-        hw, kernel=config["kernel"], chip=chip, seed=config["seed"], manifestation=manifestation
-    )
+    if config["policy"]:
+        # the policy's ABFT (closed-loop: classic; drift: rollback) and transitions are charged
+        from accelsim.protect import ProtectedAccelerator
+        from accelsim.timing.errors import TimingModel
+
+        acc: Any = ProtectedAccelerator(
+            hw,
+            policy=policy,
+            kernel=config["kernel"],
+            chip=chip,
+            seed=config["seed"],
+            timing=TimingModel.for_hardware(hw),
+        )
+        op = acc.decide
+    else:
+        acc = make_accelerator(
+            hw, kernel=config["kernel"], chip=chip, seed=config["seed"], manifestation=manifestation
+        )
     test = session.run(acc, op, faults=faults, seed=config["seed"], quant=quant)
     out_np = test.output.detach().float().numpy()
     nonfinite = float(np.mean(~np.isfinite(out_np))) if out_np.size else 0.0

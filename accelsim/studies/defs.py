@@ -606,7 +606,10 @@ def _vf_md(rows: list[dict[str, Any]], ctx: StudyContext) -> str:
 
 # --------------------------------------------------------------------------- yield
 
-YIELD_POLICIES = ("uniform", "thundervolt")
+#: Policies judged on yield. ``closed-loop`` runs with classic ABFT; its voltage is its lower
+#: limit (it settles where detections allow). ``drift`` needs a diffusion profile and
+#: ``timestep`` a sampler, so they are left to ``accelsim explore``.
+YIELD_POLICIES = ("uniform", "thundervolt", "closed-loop")
 YIELD_V = ((0.89, 0.85), (0.95, 0.92, 0.89, 0.87, 0.85, 0.83))
 #: Quality threshold a chip must meet, per model kind (same units as ``quality_drop``).
 YIELD_THRESHOLD = {
@@ -626,7 +629,10 @@ def _yield_plan(ctx: StudyContext) -> list[dict[str, Any]]:
             vdd = round(ctx.hw.tech.vnom * v, 4)
             for chip in chips:
                 cell = {"policy": pol, "vdd": vdd, "chip": chip}
-                policy = f"{pol}:vdd={vdd}"
+                if pol == "closed-loop":
+                    policy = f"closed-loop:target=1e-06,limit={vdd},start=guardband"
+                else:
+                    policy = f"{pol}:vdd={vdd}"
                 out.append(
                     ctx.trial(cell, ctx.seeds[0], policy=policy, chip=chip, **ctx.timing_samples())
                 )
