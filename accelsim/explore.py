@@ -386,45 +386,92 @@ def _fmt(v: Any) -> Any:
     return v
 
 
+#: Per-worker-process state of a parallel explore (built once by :func:`_worker_init`).
+_WORKER_STATE: ExploreState | None = None
+
+
+def _worker_init(cfg: ExploreConfig, hw: HardwareConfig, out_dir: Path) -> None:
+    """Process-pool initializer: one torch thread, the model and goldens loaded once."""
+    import torch
+
+    global _WORKER_STATE
+    torch.set_num_threads(1)
+    _WORKER_STATE = prepare(cfg, hw, out_dir)
+
+
+def _worker_run(trial: Trial, baseline: dict[str, Any] | None) -> dict[str, Any]:
+    assert _WORKER_STATE is not None
+    return run_trial(_WORKER_STATE, trial, baseline)
+
+
 def explore(
     cfg: ExploreConfig,
     hw: HardwareConfig,
     out_dir: Path,
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
 ) -> tuple[list[dict[str, Any]], ExploreState]:
-    """Run (or resume) the exploration into ``out_dir``; returns all rows and the state."""
+    """Run (or resume) the exploration into ``out_dir``; returns all rows and the state.
+
+    With ``workers > 1`` the configurations run in that many spawned processes (each loads the
+    model and its goldens once); every row is a deterministic function of its configuration, so
+    the rows are the same whatever the worker count (only ``wall_s`` differs).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.csv"
     done_rows = read_rows(path)
     done = {(r["spec"], r["mode"], int(r["chip"]), int(r["seed"])): r for r in done_rows}
     state = prepare(cfg, hw, out_dir, progress=progress)
     todo = trials(cfg)
+    total = len(todo)
     new_file = not path.is_file()
+
+    def base_key(t: Trial) -> tuple[str, str, int, int]:
+        return (f"nominal:mode={t.mode}", t.mode, t.chip, t.seed)
+
     with path.open("a", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(COLUMNS))
         if new_file:
             writer.writeheader()
             fh.flush()
-        for i, trial in enumerate(todo):
-            if progress is not None:
-                progress("configurations", i, len(todo))
-            if trial.key in done:
-                continue
-            base_key = (f"nominal:mode={trial.mode}", trial.mode, trial.chip, trial.seed)
-            baseline = done.get(base_key)
-            if baseline is None and trial.policy != "nominal":
-                nominal = Trial("nominal", base_key[0], trial.mode, None, trial.chip, trial.seed)
-                baseline = run_trial(state, nominal, None)
-                writer.writerow({k: _fmt(baseline[k]) for k in COLUMNS})
-                fh.flush()
-                done[base_key] = baseline
-            row = run_trial(state, trial, baseline)
+
+        def record(key: tuple[str, str, int, int], row: dict[str, Any]) -> None:
             writer.writerow({k: _fmt(row[k]) for k in COLUMNS})
             fh.flush()
-            done[trial.key] = row
-        if progress is not None:
-            progress("configurations", len(todo), len(todo))
+            done[key] = row
+            if progress is not None:
+                progress("configurations", sum(t.key in done for t in todo), total)
+
+        # every configuration's baseline: the nominal run of its mode, chip and seed
+        nominals = {base_key(t) for t in todo if base_key(t) not in done}
+        first = [Trial("nominal", k[0], k[1], None, k[2], k[3]) for k in sorted(nominals)]
+        rest = [t for t in todo if t.key not in done and t.key not in nominals]
+        if workers <= 1:
+            for t in first:
+                record(t.key, run_trial(state, t, None))
+            for t in rest:
+                record(t.key, run_trial(state, t, done[base_key(t)]))
+        else:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            wcfg = replace(cfg, threshold=state.threshold)
+            with ProcessPoolExecutor(
+                workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(wcfg, hw, out_dir),
+            ) as pool:
+                for batch in (first, rest):
+                    futures = {
+                        pool.submit(
+                            _worker_run, t, None if t.policy == "nominal" else done[base_key(t)]
+                        ): t
+                        for t in batch
+                    }
+                    for fut in as_completed(futures):
+                        record(futures[fut].key, fut.result())
     rows = [done[t.key] for t in todo if t.key in done]
     return rows, state
 

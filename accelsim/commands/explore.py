@@ -144,10 +144,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
             )
         print(run_projection(Path(args.out), args.model, hw))
         return 0
-    if args.workers != 1:
-        raise AccelsimError(
-            f"--workers: got {args.workers}, expected 1 (parallel explore is not implemented yet)"
-        )
     overrides: dict[str, Any] = {"model": args.model, "kernel": args.kernel}
     if args.mode != "both":
         overrides["modes"] = (args.mode,)
@@ -169,7 +165,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     out = Path(args.out)
     array = f"{hw.array.rows}x{hw.array.cols} {hw.array.dataflow}"
     with _Bars(not args.quiet and sys.stderr.isatty()) as bars:
-        rows, state = explore(cfg, hw, out, progress=bars.update)
+        rows, state = explore(cfg, hw, out, progress=bars.update, workers=args.workers)
     text = finish(rows, state, out, array)
     print(text)
     print(f"wrote {out}/results.csv ({len(rows)} rows), pareto.png, sensitivity.png, report.md")

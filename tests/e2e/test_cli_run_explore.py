@@ -284,3 +284,27 @@ def test_projection_onto_the_full_size_workload(capsys, tmp_path):
     saving = {k: float(v.split("|")[8].strip().rstrip("%")) for k, v in table.items()}
     assert saving["nominal"] == 0 and 0 < saving["uniform"] < saving["drift"] < 40
     assert (tmp_path / "projection.md").is_file()
+
+
+def test_explore_rows_do_not_depend_on_the_worker_count(tmp_path):
+    from accelsim.config import load_preset
+    from accelsim.explore import ExploreConfig, explore
+
+    cfg = ExploreConfig(
+        modes=("undervolt",),
+        policies=("nominal", "uniform", "thundervolt"),
+        vdd=(0.8,),
+        chips=(0, 1),
+        seeds=(0,),
+        steps=2,
+        samples=1,
+        threshold=0.01,
+    )
+    hw = load_preset("tpu-128x128")
+    serial, _ = explore(cfg, hw, tmp_path / "w1", workers=1)
+    pooled, _ = explore(cfg, hw, tmp_path / "w2", workers=2)
+
+    def key(rows):
+        return sorted(tuple(str(r[k]) for k in COLUMNS if k != "wall_s") for r in rows)
+
+    assert len(serial) == 6 and key(serial) == key(pooled)
