@@ -156,6 +156,15 @@ class ModelSession:
                 output, sampler = self._sample(
                     icpt, inputs, seed, on_step, guard, checkpoint_interval
                 )
+                # latent checkpoints offloaded to DRAM and read back on rollback
+                moved = int(sampler["checkpoint_bytes"]) + int(sampler["restore_bytes"])
+                if moved:
+                    mem = accelerator.hw.memory
+                    accelerator.charge(
+                        "rollback",
+                        moved * accelerator.hw.tech.dram_j_per_byte,
+                        moved / mem.dram_bandwidth,
+                    )
             elif self.kind in ("classifier", "features"):
                 output = self._batched(lambda xb: self.model(xb), inputs["x"])
             else:
