@@ -57,7 +57,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  accelsim explore                         # the default grid (~15 min on 2 cores)\n"
+            "  accelsim explore                         # the default grid (~6 min on 2 cores)\n"
             "  accelsim explore --quick                 # a 3-minute version\n"
             "  accelsim explore --mode undervolt --policies nominal,uniform,drift --vdd 0.8,0.75,0.7\n"
             "  accelsim explore --model unet-digits --array 32x32 --chips 4 --seeds 2"
