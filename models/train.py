@@ -19,7 +19,8 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,54 @@ def save_checkpoint(
         meta.update(extra)
     (out_dir / f"{name}.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def train_classifier(
+    name: str,
+    build: Callable[..., nn.Module],
+    config: dict[str, Any],
+    train_config: dict[str, Any],
+    seed: int,
+    out_dir: Path,
+    *,
+    max_steps: int | None,
+) -> dict[str, float]:
+    """Build ``name`` from ``config`` with weights from ``seed``, fit it on the digits
+    (:func:`fit_classifier` with ``train_config``), write its checkpoint and print the metrics."""
+    from accelsim.rng import torch_generator
+
+    t0 = time.perf_counter()
+    with deterministic():
+        model = build(config, torch_generator(seed, name, "init"))
+        metrics = fit_classifier(
+            model,
+            seed,
+            name,
+            epochs=int(train_config["epochs"]),
+            batch=int(train_config["batch"]),
+            lr=float(train_config["lr"]),
+            weight_decay=float(train_config["weight_decay"]),
+            max_shift=int(train_config["max_shift"]),
+            max_steps=max_steps,
+        )
+    seconds = time.perf_counter() - t0
+    save_checkpoint(
+        out_dir,
+        name,
+        config,
+        model,
+        metrics,
+        seed,
+        extra={
+            "train_config": train_config,
+            "train_seconds": round(seconds, 1),
+            "quick": max_steps is not None,
+        },
+    )
+    print(
+        f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()) + f" ({seconds:.0f} s)"
+    )
+    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:

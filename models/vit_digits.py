@@ -15,21 +15,13 @@ interceptor sees the score and value products as ordinary GEMMs. :class:`Block` 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from accelsim.models.train import (
-    deterministic,
-    fit_classifier,
-    materialize,
-    merge_config,
-    save_checkpoint,
-)
-from accelsim.rng import torch_generator
+from accelsim.models.train import materialize, merge_config, train_classifier
 
 NAME = "vit-digits"
 KIND = "classifier"
@@ -172,31 +164,6 @@ def example_inputs(batch: int, generator: torch.Generator) -> tuple[torch.Tensor
 def train(seed: int, out_dir: Path, quick: bool = False) -> dict[str, float]:
     """Train from ``seed``, write ``out_dir/vit-digits.{pt,json}``, return the metrics."""
     config = dict(QUICK_CONFIG if quick else DEFAULT_CONFIG)
-    t0 = time.perf_counter()
-    with deterministic():
-        model = build(config, torch_generator(seed, NAME, "init"))
-        metrics = fit_classifier(
-            model,
-            seed,
-            NAME,
-            epochs=int(TRAIN_CONFIG["epochs"]),
-            batch=int(TRAIN_CONFIG["batch"]),
-            lr=float(TRAIN_CONFIG["lr"]),
-            weight_decay=float(TRAIN_CONFIG["weight_decay"]),
-            max_shift=int(TRAIN_CONFIG["max_shift"]),
-            max_steps=QUICK_STEPS if quick else None,
-        )
-    seconds = time.perf_counter() - t0
-    save_checkpoint(
-        out_dir,
-        NAME,
-        config,
-        model,
-        metrics,
-        seed,
-        extra={"train_config": TRAIN_CONFIG, "train_seconds": round(seconds, 1), "quick": quick},
+    return train_classifier(
+        NAME, build, config, TRAIN_CONFIG, seed, out_dir, max_steps=QUICK_STEPS if quick else None
     )
-    print(
-        f"{NAME}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()) + f" ({seconds:.0f} s)"
-    )
-    return metrics
