@@ -310,3 +310,38 @@ def on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
     if callable(reset):
         reset()
     return model
+
+
+def image_example_inputs(
+    batch: int, generator: torch.Generator, config: dict[str, Any]
+) -> tuple[Tensor, ...]:
+    """``(x, t, y)`` of a class-conditional 16x16 image model: noise ``(batch, 1, 16, 16)``,
+    timesteps in ``[0, T)``, labels in ``0..num_classes`` (the last is the null class)."""
+    x = torch.randn(batch, 1, 16, 16, generator=generator)
+    t = torch.randint(0, config["T"], (batch,), generator=generator)
+    y = torch.randint(0, config["num_classes"] + 1, (batch,), generator=generator)
+    return x, t, y
+
+
+def sample_images(
+    model: nn.Module,
+    y: Tensor,
+    default_config: dict[str, Any],
+    *,
+    steps: int,
+    guidance: float,
+    generator: torch.Generator,
+) -> Tensor:
+    """DDIM samples ``(N, 1, 16, 16)`` in ``[-1, 1]`` of a class-conditional image model for
+    labels ``y`` with CFG ``guidance`` (schedule and null class from the model's config)."""
+    cfg = getattr(model, "config", default_config)
+    return ddim_sample(
+        lambda x, t, c: model(x, t, c[0]),
+        (len(y), 1, 16, 16),
+        (y,),
+        (cfg["null_class"],),
+        alphas_cumprod(cfg),
+        steps=steps,
+        guidance=guidance,
+        generator=generator,
+    )

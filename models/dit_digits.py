@@ -29,10 +29,11 @@ from accelsim.models.diffusion_schedule import (
     TrainSpec,
     alphas_cumprod,
     class_accuracy,
-    ddim_sample,
     fit_diffusion,
+    image_example_inputs,
     init_module,
     on_meta,
+    sample_images,
     timestep_embedding,
 )
 from accelsim.rng import torch_generator
@@ -273,10 +274,7 @@ def build(config: dict[str, Any], generator: torch.Generator | None = None) -> n
 
 def example_inputs(batch: int, generator: torch.Generator) -> tuple[Tensor, ...]:
     """``(x, t, y)``: noise ``(batch, 1, 16, 16)``, timesteps in ``[0, T)``, labels in ``0..10``."""
-    x = torch.randn(batch, 1, 16, 16, generator=generator)
-    t = torch.randint(0, DEFAULT_CONFIG["T"], (batch,), generator=generator)
-    y = torch.randint(0, DEFAULT_CONFIG["num_classes"] + 1, (batch,), generator=generator)
-    return x, t, y
+    return image_example_inputs(batch, generator, DEFAULT_CONFIG)
 
 
 def sample(
@@ -288,16 +286,8 @@ def sample(
     generator: torch.Generator,
 ) -> Tensor:
     """DDIM samples ``(N, 1, 16, 16)`` in ``[-1, 1]`` for class labels ``y`` with CFG ``guidance``."""
-    cfg = getattr(model, "config", DEFAULT_CONFIG)
-    return ddim_sample(
-        lambda x, t, c: model(x, t, c[0]),
-        (len(y), 1, 16, 16),
-        (y,),
-        (cfg["null_class"],),
-        alphas_cumprod(cfg),
-        steps=steps,
-        guidance=guidance,
-        generator=generator,
+    return sample_images(
+        model, y, DEFAULT_CONFIG, steps=steps, guidance=guidance, generator=generator
     )
 
 
