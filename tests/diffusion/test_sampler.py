@@ -220,30 +220,14 @@ def test_schedule_respacing_and_errors():
         SCHED.timesteps(2000)
 
 
-def test_user_diffusers_model_samples_through_the_interceptor():
+def test_user_diffusers_model_samples_through_the_interceptor(tiny_diffusers_dit):
     """A user's diffusers DiT (tiny, random, built locally) samples with per-step timesteps on
     the array; error-free it equals the same sampling under the W8A8 reference."""
-    import warnings
-
-    from diffusers import DiTTransformer2DModel
-
     from accelsim.config import OperatingPoint, load_preset
     from accelsim.runner import make_accelerator
     from accelsim.torch.intercept import Interceptor, w8a8_reference
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dit = DiTTransformer2DModel(
-            num_attention_heads=2,
-            attention_head_dim=8,
-            in_channels=4,
-            out_channels=4,
-            num_layers=2,
-            sample_size=8,
-            patch_size=2,
-            num_embeds_ada_norm=10,
-            norm_num_groups=1,
-        ).eval()
+    dit = tiny_diffusers_dit
 
     def eps(x, t, y):
         return dit(x, timestep=t, class_labels=y).sample

@@ -158,29 +158,6 @@ class ConvNet(torch.nn.Module):
         return self.conv1d(h.flatten(2))
 
 
-def _tiny_dit() -> torch.nn.Module:
-    from diffusers import DiTTransformer2DModel
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = DiTTransformer2DModel(
-            num_attention_heads=2,
-            attention_head_dim=8,
-            in_channels=4,
-            out_channels=4,
-            num_layers=2,
-            sample_size=8,
-            patch_size=2,
-            num_embeds_ada_norm=10,
-            norm_num_groups=1,
-        )
-    g = torch_generator(0, "dit")
-    with torch.no_grad():
-        for p in m.parameters():  # diffusers zero-inits adaLN: randomize everything
-            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
-    return m.eval()
-
-
 def _dit_call(m: torch.nn.Module) -> torch.Tensor:
     g = torch_generator(1, "dit-input")
     x = torch.randn(2, 4, 8, 8, generator=g)
@@ -207,8 +184,8 @@ def _cases() -> dict[str, tuple[torch.nn.Module, object]]:
 
 
 @pytest.fixture(scope="module")
-def dit() -> torch.nn.Module:
-    return _tiny_dit()
+def dit(tiny_diffusers_dit: torch.nn.Module) -> torch.nn.Module:
+    return tiny_diffusers_dit
 
 
 # --------------------------------------------------------------------------- exactness
