@@ -23,19 +23,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from accelsim.kernels._mac import _late_mask
+from accelsim.kernels._mac import _ACC, _RIPPLE, _late_mask, _longest_run
+from accelsim.kernels._systolic import _window_min
 
 #: Product classes: the change of the product ``|w*a - pw*pa|`` (0, 1-6, 7-10, >= 11 bits) x
 #: whether the (new, else old) product's sign is opposite to ``psum_in``'s (carries then ripple
 #: through the sign-extension region).
 N_PCLASS = 8
-#: State classes: 0 the accumulator output keeps its sign (measured on DNN-like ws data: such
-#: a MAC is never late: only a sign change of the sum ripples a carry through the
-#: sign-extension region), else (input psum also changed sign) x (the smaller of the two
-#: output magnitudes is below 256, i.e. the sum hovers near zero).
-N_LANE = 5
+#: State classes: the length of the MAC's longest chain of toggled accumulator carries (into
+#: bits ``1..ripple-1``, linked by current propagates: the chain of ``_mac._chain_bound``),
+#: <= 8, 9-10, 11-12, 13, 14, 15, 16, 17, >= 18 bits, x the sign of the new sum. The chain sets
+#: the accumulator's delay (``t_s + t_c * chain``); a long one needs the sum to change sign
+#: against the previous cycle with a small-magnitude psum or product (a sign-extension run),
+#: a state that persists down a chain (measured on DNN-like ws data at theta ~ 1/1.28: never
+#: late below 11 bits, 0.3 % at 12, 1.2 % at 14, 7 % at 16, 33 % at 18, ~45 % above). The sum's
+#: sign sets the sign of a ``hold`` error (late high bits take the previous, opposite sign).
+N_LANE = 18
 #: Classes per stratum.
 N_CLASSES = N_PCLASS * N_LANE
+#: Shortest chain of each chain-length class above the first (``_lane``).
+_LANE_CHAIN = (9, 11, 13, 14, 15, 16, 17, 18)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
@@ -60,24 +67,44 @@ def _bitlen(x: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _class(w: int, a: int, pw: int, pa: int, psum: int, ppsum: int) -> int:
-    """Class of a MAC within its stratum (:data:`N_LANE` x :data:`N_PCLASS`)."""
+def _ripple_mask(consts: np.ndarray) -> int:
+    """Accumulator carries ``c_1 .. c_{ripple-1}`` (those with a delay), as a bit mask."""
+    return (1 << int(min(consts[_RIPPLE], consts[_ACC]))) - 2
+
+
+@njit(cache=True, inline="always")
+def _lane(chain: int) -> int:
+    """Chain-length class of a toggled-carry chain of ``chain`` bits (``N_LANE // 2``)."""
+    lane = 0
+    for lo in _LANE_CHAIN:
+        if chain >= lo:
+            lane += 1
+    return lane
+
+
+@njit(cache=True, inline="always")
+def _class(w: int, a: int, pw: int, pa: int, psum: int, ppsum: int, rmask: int) -> int:
+    """Class of a MAC within its stratum (:data:`N_LANE` x :data:`N_PCLASS`); ``rmask`` from
+    :func:`_ripple_mask`."""
     y = w * a
     yp = pw * pa
-    z = psum + y
-    zo = ppsum + yp
-    flip = 0
-    if (z < 0) != (zo < 0):
-        fin = 2 if (psum < 0) != (ppsum < 0) else 0
-        small = 1 if min(abs(z), abs(zo)) < 256 else 0
-        flip = (1 + fin + small) * N_PCLASS
+    xn = psum & 0xFFFFFFFF
+    xo = ppsum & 0xFFFFFFFF
+    yn = y & 0xFFFFFFFF
+    yo = yp & 0xFFFFFFFF
+    sn = (xn + yn) & 0xFFFFFFFF
+    so = (xo + yo) & 0xFFFFFFFF
+    dc = ((sn ^ xn ^ yn) ^ (so ^ xo ^ yo)) & rmask
+    link = dc & ((xn ^ yn) << 1) & (dc << 1)
+    chain = _longest_run(link) + (1 if dc != 0 else 0)
+    lane = (2 * _lane(chain) + (1 if sn >= 0x80000000 else 0)) * N_PCLASS  # sum < 0
     d = abs(y - yp)
     if d == 0:
-        return flip
+        return lane
     b = _bitlen(d)
     dp = 1 if b <= 6 else (2 if b <= 10 else 3)
     yy = y if y != 0 else yp
-    return flip + 2 * dp + (1 if (yy < 0) != (psum < 0) else 0)
+    return lane + 2 * dp + (1 if (yy < 0) != (psum < 0) else 0)
 
 
 @njit(cache=True, inline="always")
@@ -147,6 +174,7 @@ def _ws_sample(
     ppsum: np.ndarray,  # int64 (L, R) out: previous input row's psum_in
 ) -> None:
     K = A.shape[1]
+    rmask = _ripple_mask(consts)
     for i in prange(lane_m.shape[0]):
         m = lane_m[i]
         n = lane_n[i]
@@ -162,7 +190,7 @@ def _ws_sample(
             w = int(B[k0 + r, n])
             a = int(A[m, k0 + r])
             pa = int(A[m - 1, k0 + r]) if m > 0 else 0
-            cell[i, r] = strata[r] * N_CLASSES + _class(w, a, w, pa, p, pp)
+            cell[i, r] = strata[r] * N_CLASSES + _class(w, a, w, pa, p, pp, rmask)
             psum[i, r] = p
             ppsum[i, r] = pp
             late[i, r] = 1 if _late_mask(w, a, p, w, pa, pp, theta, consts) != 0 else 0
@@ -185,6 +213,7 @@ def _os_sample(
     ppsum: np.ndarray,
 ) -> None:
     K = A.shape[1]
+    rmask = _ripple_mask(consts)
     for i in prange(lane_m.shape[0]):
         m = lane_m[i]
         n = lane_n[i]
@@ -195,7 +224,7 @@ def _os_sample(
         for k in range(K):
             w = int(B[k, n])
             a = int(A[m, k])
-            cell[i, k] = strata[k] * N_CLASSES + _class(w, a, pw, pa, acc, prev_in)
+            cell[i, k] = strata[k] * N_CLASSES + _class(w, a, pw, pa, acc, prev_in, rmask)
             psum[i, k] = acc
             ppsum[i, k] = prev_in
             late[i, k] = 1 if _late_mask(w, a, acc, pw, pa, prev_in, theta, consts) != 0 else 0
@@ -206,6 +235,15 @@ def _os_sample(
 
 
 # --------------------------------------------------------------------------- events
+
+
+@njit(cache=True, inline="always")
+def _dot(x: np.ndarray, y: np.ndarray, lo: int, hi: int) -> int:
+    """``sum(x[lo:hi] * y[lo:hi])`` of contiguous int8 rows (vectorized by LLVM)."""
+    s = np.int32(0)
+    for i in range(lo, hi):
+        s += np.int32(x[i]) * np.int32(y[i])
+    return int(s)
 
 
 @njit(cache=True, inline="always")
@@ -228,26 +266,70 @@ def _accept_prob(
     return min(1.0, scale * cnt / cell_n[cl]), cnt
 
 
-@njit(cache=True, inline="always")
-def _bound(
-    base: int,
-    changed: bool,
-    theta: float,
+#: Threshold bins of the tabulated first-stage bounds (:func:`_bound_table`).
+N_TBIN = 512
+
+
+@njit(cache=True)
+def _bound_table(
+    theta_lo: float,
+    n_strata: int,
     cell_n: np.ndarray,
     cell_off: np.ndarray,
     donor_s: np.ndarray,
     scale: float,
-) -> float:
-    """Largest rate over the classes a MAC of product class ``base`` (sign bit clear) can
-    take once its psums are known: the cheap first stage of the thinning."""
-    bound = 0.0
-    for lc in range(N_LANE):
-        for opp in range(2 if changed else 1):
-            pb, _ = _accept_prob(
-                base + lc * N_PCLASS + opp, theta, cell_n, cell_off, donor_s, scale
-            )
-            bound = max(bound, pb)
-    return bound
+    tab: np.ndarray,  # float64 (n_strata, 4, N_TBIN) out
+) -> None:
+    """``tab[st, dp, i]``: the largest rate over the classes of stratum ``st`` whose product
+    change bucket is ``dp`` (0 unchanged, 1-3 the change sizes of :func:`_class`; any state
+    class, either product sign) at ``theta_i = theta_lo + i * (1 - theta_lo) / N_TBIN``.
+
+    Rates fall with theta, so the entry of the bin *below* a MAC's threshold bounds its
+    rate: the thinning's first stage then costs one lookup per candidate."""
+    width = (1.0 - theta_lo) / N_TBIN
+    for st in range(n_strata):
+        for dp in range(4):
+            for i in range(N_TBIN):
+                tab[st, dp, i] = 0.0
+            for lc in range(N_LANE):
+                for opp in range(2 if dp > 0 else 1):
+                    cl = st * N_CLASSES + lc * N_PCLASS + 2 * dp + opp
+                    lo = cell_off[cl, 0]
+                    hi = cell_off[cl, 1]
+                    if hi == lo or cell_n[cl] == 0:
+                        continue
+                    j = lo  # donors lo..j-1 have s <= theta_i (ascending sweep)
+                    for i in range(N_TBIN):
+                        theta = theta_lo + i * width
+                        while j < hi and donor_s[j] <= theta:
+                            j += 1
+                        if j == hi:
+                            break
+                        p = min(1.0, scale * (hi - j) / cell_n[cl])
+                        if p > tab[st, dp, i]:
+                            tab[st, dp, i] = p
+
+
+@njit(cache=True, inline="always")
+def _tab_bin(theta: float, theta_lo: float, inv_width: float) -> int:
+    """Bin of ``theta`` in :func:`_bound_table` (its lower edge is at most ``theta``); -1 when
+    ``theta >= 1`` (no sensitized delay exceeds it)."""
+    if theta >= 1.0:
+        return -1
+    i = int((theta - theta_lo) * inv_width)
+    if i <= 0:
+        return 0
+    i = min(i, N_TBIN - 1)
+    if theta_lo + i * ((1.0 - theta_lo) / N_TBIN) > theta:  # float rounding: stay below
+        i -= 1
+    return i
+
+
+@njit(cache=True, inline="always")
+def _tab_bound(tab: np.ndarray, st: int, dp: int, i: int) -> float:
+    if i < 0:
+        return 0.0
+    return tab[st, dp, i]
 
 
 @njit(cache=True, inline="always")
@@ -264,110 +346,167 @@ def _pick_mask(
     return d, mask
 
 
+#: Input rows per thinning segment (ws): every segment of a PE's fold has its own candidate
+#: rate, the largest cell rate at the lowest threshold over the segment's cycles.
+SEG_ROWS = 32
+
+
+@njit(cache=True, parallel=True)
+def _ws_windows(
+    inv_g: np.ndarray, R: int, M: int, n_folds: int, per_fold: int, seg: int, span: int
+) -> np.ndarray:
+    """``out[f, x]``: the smallest ``1/g`` over the ``seg`` cycles from ``f * per_fold + R + x``
+    (fold ``f``'s cycles of input rows ``x - (r + c) ...`` for the PEs on diagonal ``r + c``)."""
+    out = np.empty((n_folds, span))
+    for f in prange(n_folds):
+        _window_min(inv_g, f * per_fold + R, seg, out[f])
+    return out
+
+
 @njit(cache=True, parallel=True)
 def _ws_events(
     A: np.ndarray,
     B: np.ndarray,
+    BT: np.ndarray,  # int8 (N, K): B transposed, contiguous (the psums are row dot products)
     R: int,
     C: int,
     inv_pe: np.ndarray,
     inv_g: np.ndarray,
     inv_ratio: float,
-    q: np.ndarray,  # float64 (R*C,): candidate probability of each PE
+    rmask: int,  # _ripple_mask(consts)
     strata: np.ndarray,
     cell_n: np.ndarray,  # float64 (n_cells,): sampled MACs per cell
     cell_off: np.ndarray,  # int64 (n_cells, 2): donor ranges (sorted by s within a cell)
     donor_s: np.ndarray,
     donor_arr: np.ndarray,  # float64 (D, 32): per-bit arrivals of each donor
+    tab: np.ndarray,  # float64 (n_strata, 4, N_TBIN): first-stage bounds (_bound_table)
+    qmax: np.ndarray,  # float64 (n_strata, N_TBIN): tab's maximum over the product buckets
+    hmax: np.ndarray,  # float64 (n_strata, N_TBIN): -log(1 - qmax), inf where qmax = 1
+    theta_lo: float,
+    inv_width: float,  # N_TBIN / (1 - theta_lo)
+    winmin: np.ndarray,  # float64 (n_folds, span): _ws_windows
+    diag_min: np.ndarray,  # float64 (n_folds, R + C - 1): min of winmin over the segments
+    unit_theta: np.ndarray,  # float64 (n_folds * R,): lowest threshold of each unit
+    seg: int,
     seed: np.uint64,
     scale: float,
     fill: bool,
-    counts: np.ndarray,  # int64 (R*C,): events per PE (out if not fill, offsets' source if fill)
-    offsets: np.ndarray,  # int64 (R*C,): first event of each PE (used if fill)
+    counts: np.ndarray,  # int64 (n_folds * R,): events per (fold, PE row) unit
+    offsets: np.ndarray,  # int64 (n_folds * R,): first event of each unit (used if fill)
     ev: np.ndarray,  # int64 (E, 6) out if fill: m, n, k, cycle, donor, mask
 ) -> None:
+    """Error events of ws by thinning, per unit (fold ``f``, PE row ``r``): every PE of the
+    row and segment of ``seg`` input rows runs a Bernoulli candidate process at the largest
+    cell rate at the segment's lowest threshold (0: skipped), by geometric skips."""
     M, K = A.shape
     N = B.shape[1]
     row_folds = (K + R - 1) // R
+    col_folds = (N + C - 1) // C
     per_fold = 2 * R + C + M - 2
     n_cycles = inv_g.shape[0]
-    for u in prange(R * C):
-        r = u // C
-        c = u - r * C
-        qu = q[u]
-        if qu <= 0.0 or r >= K or c >= N:
-            if not fill:
-                counts[u] = 0
-            continue
-        nrf = (K - r + R - 1) // R
-        ncf = (N - c + C - 1) // C
-        total = M * nrf * ncf
-        log1mq = np.log1p(-qu) if qu < 1.0 else -np.inf
-        state = _seed_state(seed, u)
+    nseg = (M + seg - 1) // seg
+    for v in prange(col_folds * row_folds * R):
+        f = v // R
+        r = v - f * R
+        cf = f // row_folds
+        rf = f - cf * row_folds
+        k = rf * R + r
         j = 0
-        pos = -1
-        while True:
-            state, gap = _skip(state, log1mq)
-            pos += 1 + gap
-            if pos >= total:
-                break
-            m = pos % M
-            t2 = pos // M
-            rf = t2 % nrf
-            cf = t2 // nrf
-            k = rf * R + r
-            n = cf * C + c
-            t = (cf * row_folds + rf) * per_fold + R + m + r + c
-            theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
-            w = int(B[k, n])
-            a = int(A[m, k])
-            pa = int(A[m - 1, k]) if m > 0 else 0
-            state, ua = _uniform(state)
-            state, ud = _uniform(state)
-            # cheap bound first: the largest rate over the classes the psums could give
-            base = strata[r] * N_CLASSES + ((_class(w, a, w, pa, 0, 0) % N_PCLASS) & ~1)
-            changed = w * a != w * pa
-            if ua * qu >= _bound(base, changed, theta, cell_n, cell_off, donor_s, scale):
-                continue
+        cols = min(C, N - cf * C)
+        if k < K:
+            st = strata[r]
+            start = f * per_fold
             k0 = rf * R
-            psum = 0
-            ppsum = 0
-            for rr in range(r):
-                psum += int(A[m, k0 + rr]) * int(B[k0 + rr, n])
-                if m > 0:
-                    ppsum += int(A[m - 1, k0 + rr]) * int(B[k0 + rr, n])
-            cl = strata[r] * N_CLASSES + _class(w, a, w, pa, _wrap32(psum), _wrap32(ppsum))
-            p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
-            if ua * qu < p:
-                if fill:
-                    d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
-                    e = offsets[u] + j
-                    ev[e, 0] = m
-                    ev[e, 1] = n
-                    ev[e, 2] = k
-                    ev[e, 3] = t
-                    ev[e, 4] = d
-                    ev[e, 5] = mask
-                j += 1
+            i0 = _tab_bin(unit_theta[v], theta_lo, inv_width)
+            if i0 >= 0 and qmax[st, i0] > 0.0:
+                for c in range(cols):
+                    n = cf * C + c
+                    P = inv_ratio * inv_pe[r, c]
+                    i1 = _tab_bin(P * diag_min[f, r + c], theta_lo, inv_width)
+                    if i1 < 0 or qmax[st, i1] <= 0.0:
+                        continue  # no segment of this PE's fold can fail
+                    # Bernoulli(q_segment) candidates by cumulative hazard: the next candidate
+                    # is where the summed -log(1 - q) of the positions passed exceeds Exp(1)
+                    state = _seed_state(seed, v * C + c)
+                    state, ue = _uniform(state)
+                    budget = -np.log1p(-ue)
+                    for sj in range(nseg):
+                        i = _tab_bin(P * winmin[f, r + c + sj * seg], theta_lo, inv_width)
+                        if i < 0:
+                            continue
+                        h = hmax[st, i]
+                        if h <= 0.0:
+                            continue
+                        qu = qmax[st, i]
+                        m = sj * seg
+                        m_end = min(M, m + seg)
+                        while True:
+                            if budget >= h * (m_end - m):  # no candidate left in this segment
+                                budget -= h * (m_end - m)
+                                break
+                            m += int(budget / h)  # the candidate's row
+                            if m >= m_end:  # float rounding at the boundary
+                                break
+                            state, ue = _uniform(state)
+                            budget = -np.log1p(-ue)
+                            t = start + R + m + r + c
+                            theta = P * inv_g[min(t, n_cycles - 1)]
+                            w = int(B[k, n])
+                            a = int(A[m, k])
+                            pa = int(A[m - 1, k]) if m > 0 else 0
+                            state, ua = _uniform(state)
+                            state, ud = _uniform(state)
+                            mm = m
+                            m += 1
+                            # cheap bound first: the largest rate over the classes the psums
+                            # could give
+                            dp = (_class(w, a, w, pa, 0, 0, rmask) % N_PCLASS) >> 1
+                            ib = _tab_bin(theta, theta_lo, inv_width)
+                            if ua * qu >= _tab_bound(tab, st, dp, ib):
+                                continue
+                            psum = _dot(A[mm], BT[n], k0, k0 + r)
+                            ppsum = _dot(A[mm - 1], BT[n], k0, k0 + r) if mm > 0 else 0
+                            cl = st * N_CLASSES + _class(
+                                w, a, w, pa, _wrap32(psum), _wrap32(ppsum), rmask
+                            )
+                            p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
+                            if ua * qu < p:
+                                if fill:
+                                    d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
+                                    e = offsets[v] + j
+                                    ev[e, 0] = mm
+                                    ev[e, 1] = n
+                                    ev[e, 2] = k
+                                    ev[e, 3] = t
+                                    ev[e, 4] = d
+                                    ev[e, 5] = mask
+                                j += 1
+                            if m >= m_end:
+                                break
         if not fill:
-            counts[u] = j
+            counts[v] = j
 
 
 @njit(cache=True, parallel=True)
 def _os_events(
     A: np.ndarray,
     B: np.ndarray,
+    BT: np.ndarray,
     R: int,
     C: int,
     inv_pe: np.ndarray,
     inv_g: np.ndarray,
     inv_ratio: float,
+    rmask: int,  # _ripple_mask(consts)
     q: np.ndarray,  # float64 (R*C*S,): unit u = (r*C + c)*S + stratum
     strata_lo: np.ndarray,  # int64 (S + 1,): depth range [lo[s], lo[s+1]) of stratum s
     cell_n: np.ndarray,
     cell_off: np.ndarray,
     donor_s: np.ndarray,
     donor_arr: np.ndarray,
+    tab: np.ndarray,
+    theta_lo: float,
+    inv_width: float,
     seed: np.uint64,
     scale: float,
     fill: bool,
@@ -419,15 +558,12 @@ def _os_events(
             pa = int(A[m, k - 1]) if k > 0 else 0
             state, ua = _uniform(state)
             state, ud = _uniform(state)
-            base = st * N_CLASSES + ((_class(w, a, pw, pa, 0, 0) % N_PCLASS) & ~1)
-            changed = w * a != pw * pa
-            if ua * qu >= _bound(base, changed, theta, cell_n, cell_off, donor_s, scale):
+            dp = (_class(w, a, pw, pa, 0, 0, rmask) % N_PCLASS) >> 1
+            if ua * qu >= _tab_bound(tab, st, dp, _tab_bin(theta, theta_lo, inv_width)):
                 continue
-            psum = 0
-            for kk in range(k):
-                psum += int(A[m, kk]) * int(B[kk, n])
+            psum = _dot(A[m], BT[n], 0, k)
             ppsum = psum - pw * pa if k > 0 else 0
-            cl = st * N_CLASSES + _class(w, a, pw, pa, _wrap32(psum), _wrap32(ppsum))
+            cl = st * N_CLASSES + _class(w, a, pw, pa, _wrap32(psum), _wrap32(ppsum), rmask)
             p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
             if ua * qu < p:
                 if fill:
@@ -448,19 +584,16 @@ def _os_events(
 def _unit_bounds(
     theta_min: np.ndarray,  # float64 (U,): smallest threshold of each unit
     unit_stratum: np.ndarray,  # int64 (U,)
-    cell_n: np.ndarray,
-    cell_off: np.ndarray,
-    donor_s: np.ndarray,
-    scale: float,
-    q: np.ndarray,  # float64 (U,) out: max over classes of p(cell, theta_min)
+    tab: np.ndarray,
+    theta_lo: float,
+    inv_width: float,
+    q: np.ndarray,  # float64 (U,) out: max over classes of the rate at theta_min
 ) -> None:
     for u in range(theta_min.shape[0]):
+        i = _tab_bin(theta_min[u], theta_lo, inv_width)
         best = 0.0
-        for cls in range(N_CLASSES):
-            p, _ = _accept_prob(
-                unit_stratum[u] * N_CLASSES + cls, theta_min[u], cell_n, cell_off, donor_s, scale
-            )
-            best = max(best, p)
+        for dp in range(4):
+            best = max(best, _tab_bound(tab, unit_stratum[u], dp, i))
         q[u] = best
 
 

@@ -19,10 +19,16 @@ Method
    * stratum: the depth (PE row ``r`` in ws, ``k`` in os) itself below 16, then 16-31, 32-63,
      ... The psum entering a MAC grows like ``sqrt(depth)`` and depth 0 sees ``psum_in = 0``
      (no error at all in ws): the rate varies with depth mostly at small depths (measured).
-   * state class: does the accumulator's output change sign from the previous cycle (measured
-     on DNN-like ws data at theta = 1/1.3: a MAC whose sum keeps its sign is never late; one
-     whose sum changes sign is late with 1.3 %), and if so, did the input psum change sign too
-     (0.6 % against 3.8 %) and is the smaller output magnitude below 256 (2.3 % against 0.15 %).
+   * state class: the length of the longest chain of toggled accumulator carries (into the
+     ripple section, linked by current propagates: ``_mac._chain_bound``'s chain) in 9 ranges
+     (<= 8, 9-10, 11-12, 13, ..., 17, >= 18 bits) x the sign of the new sum. Only a sum that
+     changes sign against the previous cycle with a small psum or product toggles a long
+     chain through the sign-extension region; measured on DNN-like ws data at theta ~ 1/1.28
+     the late rate is 0 below 11 bits, 0.3 % at 12, 7 % at 16 and ~45 % from 19 bits. The
+     chain carries the psum's magnitude, which persists down a chain (a random walk): with a
+     coarser state (sign change, small output magnitude) the errors of one ws output were
+     correlated beyond the classes (over-dispersed per-output counts). The sum's sign sets
+     the sign of a ``hold`` error (the late high bits take the previous, opposite sign).
    * product class: ``|w*a - pw*pa|`` = 0, 1-6, 7-10 or >= 11 bits, x whether the (new, else
      old) product's sign is opposite to ``psum_in``'s.
 
@@ -30,9 +36,12 @@ Method
    ``psum_in`` and the previous cycle's, which the event sampler computes (an ``O(depth)`` dot
    product) only for candidates that pass a first thinning stage bounded over the state
    classes. With few donors the cells are merged (>= ``MERGE_FULL`` donors: all;
-   >= ``MERGE_COARSE``: stratum x sign change x product change; fewer: doubling depth ranges x
-   sign change x product changed or not), trading data dependence for estimation noise and
-   thinning cost.
+   >= ``MERGE_COARSE``: stratum x chain group (<= 12, 13-15, >= 16 bits) x product change;
+   fewer: doubling depth ranges x chain >= 14 bits or not x product changed or not), and in a
+   subsample the cells with fewer than ``MIN_CELL_MACS`` sampled MACs are pooled with the
+   sparse cells of their parent, level by level (a cell the sample misses would get rate 0, a
+   downward bias with many small cells; one donor among three MACs would read as rate 1/3),
+   trading data dependence for estimation noise and thinning cost. A census keeps every cell.
 
    ``p(cell, theta) = #(donors of cell with s > theta) / #(sampled MACs of cell)`` is unbiased
    for every theta (the sample is uniform over the GEMM's MACs). Sample size: a pilot of
@@ -48,11 +57,20 @@ Method
    ``tests/kernels/test_fast.py``), but a single call sees either no errors or ~2000 copies
    of one donor's pattern. Pass a larger ``max_sample_macs`` (~5-10 ns per MAC on 2 cores)
    when per-call accuracy at such rates matters.
-3. **Events by thinning**: per PE (ws; os: per PE and stratum) a Bernoulli candidate process
-   at ``q`` = the largest cell rate at the unit's smallest threshold (over the supply trace),
-   by geometric skips, so the cost is proportional to the candidates, not to the MACs. A
-   candidate at ``(m, n, k)`` gets its true cycle, threshold ``theta = 1 / (ratio * pe[r, c] *
-   g[cycle])`` and cell, and is accepted with ``p(cell, theta) / q``: every MAC fails
+3. **Events by thinning**: a Bernoulli candidate process per MAC at a rate ``q`` that bounds
+   its cell's probability, by geometric skips (cumulative hazard), so the cost is
+   proportional to the candidates, not to the MACs. In ws, ``q`` is per PE and segment of
+   ``_fast.SEG_ROWS`` input rows of a fold: the largest cell rate of the PE row's stratum at
+   the segment's lowest threshold (the PE's factor times the lowest ``1/g`` over the
+   segment's cycles), so a slow PE pays for candidates only where the supply droops and the
+   rest of the GEMM costs a table lookup per segment (a GEMM-wide lowest threshold made 40x
+   more candidates on DiT GEMMs at 0.83 V). In os, ``q`` is per PE and depth stratum, at the
+   unit's lowest threshold. The rates come from tables over 512 threshold bins
+   (``_fast._bound_table``: per stratum and product-change bucket, the largest rate over the
+   state classes at the bin's lower edge). A candidate at ``(m, n, k)`` gets its true cycle,
+   threshold ``theta = 1 / (ratio * pe[r, c] * g[cycle])`` and product bucket (accepted on
+   to the second stage with the bucket's bound), then its psums (two ``O(depth)`` int8 dot
+   products) and cell, and is accepted with ``p(cell, theta) / q``: every MAC fails
    independently with its cell's probability at its own threshold (slow PEs and droop cycles
    exactly).
 4. **Manifestation** of an event: a donor of the same cell with ``s > theta`` (uniform), its
@@ -69,12 +87,11 @@ Method
    discarded. Logged ``correct``/``latched`` are the target's true register values.
 
 Known deviations from the exact kernel (``tests/kernels/test_fast.py``, 10 chips of 48x64x40
-on 16x16, 2-7e-3 errors per MAC, census rates): in ws the exact kernel's per-output error
-counts are more dispersed (errors down one column chain are correlated beyond the classes:
-strict xfail); os/drop cascades come out ~10 % short (a dropped product keeps a near-zero
-psum near zero, and the cell's targets are not exactly the MACs the exact kernel fails on).
-Error locations (PE row x droop), late bits, output-error magnitudes and totals agree for ws
-and os with hold, flip (os) and drop (ws), and os count histograms agree. Cost at TER ~1e-4
+on 16x16, 2-7e-3 errors per MAC, census rates): errors of one ws fold chain remain slightly
+more correlated in the exact kernel (pairs of late MACs in one fold: +10 % over the classes'
+prediction, +40 % with the former sign-change classes), within the tests' power.
+Error locations (PE row x droop), late bits, output-error magnitudes, totals and per-output
+count histograms agree for ws and os with hold, flip and drop. Cost at TER ~1e-4
 is dominated by the exact cascade evaluation (~1 us per event).
 
 Deterministic: the sample lanes and a 64-bit seed come from ``rng``; the event kernels use a
@@ -246,24 +263,40 @@ def _fast_gemm(
     pilot_late, pilot_macs = sampler.count_late(pilot)
     rate0 = max(pilot_late, 0.5) / pilot_macs
     want = int(min(max(TARGET_DONORS / rate0, MIN_SAMPLE_MACS), cap))
-    cells = sampler.cells(sampler.census() if total_macs <= cap else sampler.draw(want))
+    census = total_macs <= cap
+    cells = sampler.cells(sampler.census() if census else sampler.draw(want), census)
 
     seed = np.uint64(rng.integers(0, 1 << 63, dtype=np.int64))
+    tab = np.zeros((sampler.n_strata, 4, _fast.N_TBIN))
+    _fast._bound_table(
+        theta_floor, sampler.n_strata, cells.n, cells.off, cells.s, float(rate_scale), tab
+    )
+    inv_width = _fast.N_TBIN / (1.0 - theta_floor)
+    BT = np.ascontiguousarray(B_k.T)
+    rmask = int(_fast._ripple_mask(consts))
     if os_flow:
         S = sampler.n_strata
         strata_lo = np.searchsorted(sampler.strata, np.arange(S + 1)).astype(np.int64)
         theta_min = np.repeat((inv_ratio * inv_g_min) * inv_pe.reshape(-1), S)
         unit_stratum = np.tile(np.arange(S, dtype=np.int64), R * C)
+        q = np.zeros(theta_min.size)
+        _fast._unit_bounds(theta_min, unit_stratum, tab, theta_floor, inv_width, q)
+        n_units = q.size
     else:
-        theta_min = (inv_ratio * inv_g_min) * inv_pe.reshape(-1)
-        strata_pad = np.zeros(R, dtype=np.int64)  # PE rows past K run no MAC (q = 0 below)
-        strata_pad[: sampler.strata.size] = sampler.strata
-        unit_stratum = np.repeat(strata_pad, C)
-    q = np.zeros(theta_min.size)
-    _fast._unit_bounds(theta_min, unit_stratum, cells.n, cells.off, cells.s, float(rate_scale), q)
-    if not os_flow:
-        q.reshape(R, C)[sampler.strata.size :] = 0.0
-    counts = np.zeros(q.size, dtype=np.int64)
+        seg = _fast.SEG_ROWS
+        n_folds = ((N + C - 1) // C) * ((K + R - 1) // R)
+        per_fold = 2 * R + C + M - 2
+        span = R + C - 1 + ((M + seg - 1) // seg) * seg
+        winmin = _fast._ws_windows(inv_g, R, M, n_folds, per_fold, seg, span)
+        seg_x = np.arange(R + C - 1)[:, None] + seg * np.arange((M + seg - 1) // seg)[None, :]
+        diag_min = np.ascontiguousarray(winmin[:, seg_x].min(axis=2))
+        row_min = inv_ratio * inv_pe.min(axis=1)
+        unit_theta = np.ascontiguousarray(np.outer(diag_min.min(axis=1), row_min).reshape(-1))
+        qmax = np.ascontiguousarray(tab.max(axis=1))
+        with np.errstate(divide="ignore"):
+            hmax = -np.log1p(-qmax)
+        n_units = unit_theta.size
+    counts = np.zeros(n_units, dtype=np.int64)
     ev = np.zeros((0, 6), dtype=np.int64)
     for fill in (False, True):
         offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
@@ -271,14 +304,15 @@ def _fast_gemm(
             ev = np.zeros((int(counts.sum()), 6), dtype=np.int64)
         if os_flow:
             _fast._os_events(
-                A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, q, strata_lo, cells.n, cells.off,
-                cells.s, cells.arr, seed, float(rate_scale), fill, counts, offsets, ev,
+                A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, q, strata_lo, cells.n, cells.off,
+                cells.s, cells.arr, tab, theta_floor, inv_width, seed, float(rate_scale), fill,
+                counts, offsets, ev,
             )  # fmt: skip
         else:
             _fast._ws_events(
-                A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, q, sampler.strata, cells.n,
-                cells.off, cells.s, cells.arr, seed, float(rate_scale), fill, counts, offsets,
-                ev,
+                A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, sampler.strata, cells.n,
+                cells.off, cells.s, cells.arr, tab, qmax, hmax, theta_floor, inv_width, winmin,
+                diag_min, unit_theta, seg, seed, float(rate_scale), fill, counts, offsets, ev,
             )  # fmt: skip
     if ev.shape[0] == 0:
         return _result(out0, _empty_log(), transpose)
@@ -381,33 +415,74 @@ def _result(out: np.ndarray, errors: ErrorLog, transpose: bool) -> GemmResult:
     return GemmResult(out=np.ascontiguousarray(out.T) if transpose else out, errors=errors)
 
 
-#: Donors from which the full cells are used; below, stratum x product change only; below
-#: MERGE_COARSE, doubling depth ranges x (product changed or not).
+#: Donors from which the full cells are used; below, stratum x chain group x product change;
+#: below MERGE_COARSE, doubling depth ranges x long chain or not x product changed or not.
 MERGE_FULL = 256
 MERGE_COARSE = 32
+#: State classes (chain range x sum sign) per chain group of the merged cells (MERGE_COARSE
+#: <= donors < MERGE_FULL: chains <= 12, 13-15, >= 16 bits), and the first state class of a
+#: long chain (fewer donors: chains >= 14 bits).
+LANES_PER_GROUP = 6
+LONG_LANE = 8
+#: Sampled MACs a cell of a subsample needs to keep its own rate: sparser cells are pooled with
+#: the sparse cells of their parent (next coarser level), and so on. A cell the sample misses
+#: would get rate 0 (a downward bias with many small cells), and one donor among a handful of
+#: MACs reads as a huge rate (the thinning's candidate rate is the largest cell rate).
+MIN_CELL_MACS = 16
 
 
-def _cell_map(strata: np.ndarray, donors: int) -> np.ndarray:
-    """Representative cell of each cell: the cells are merged when the sample has few donors
-    (fewer cells, each with more donors: less estimation noise and fewer thinning candidates
-    from a lone donor in a small cell, at the price of less data dependence)."""
+def _cell_levels(strata: np.ndarray) -> list[np.ndarray]:
+    """Parent of each cell at successively coarser levels: the cell; stratum x chain group x
+    product change; the same with (product changed or not); doubling depth ranges x long
+    chain or not x (product changed or not); depth range x long chain; depth range."""
     n_strata = int(strata.max()) + 1
     nc = _fast.N_CLASSES
     cells = np.arange(n_strata * nc, dtype=np.int64)
     st, cls = cells // nc, cells % nc
     pclass = cls % _fast.N_PCLASS
-    flips = np.where(cls >= _fast.N_PCLASS, _fast.N_PCLASS, 0)  # the sum changed sign or not
-    if donors >= MERGE_FULL:
-        return cells
-    if donors >= MERGE_COARSE:
-        mid: np.ndarray = st * nc + flips + (pclass & ~1)  # merge the sign details
-        return mid
-    # coarse strata: depth ranges 0, 1, 2-3, 4-7, ... (strata are non-decreasing in depth)
+    lane = cls // _fast.N_PCLASS  # state class: toggled-carry chain length x sum sign
+    group = (lane // LANES_PER_GROUP) * LANES_PER_GROUP * _fast.N_PCLASS
+    changed = np.where(pclass == 0, 0, 2)
+    long = np.where(lane >= LONG_LANE, LONG_LANE * _fast.N_PCLASS, 0)
+    # depth ranges 0, 1, 2-3, 4-7, ... (strata are non-decreasing in depth)
     first_depth = np.searchsorted(strata, np.arange(n_strata))
     group_first = np.where(first_depth > 0, 1 << np.maximum(_bitlen(first_depth) - 1, 0), 0)
-    rep = strata[group_first]
-    coarse: np.ndarray = rep[st] * nc + flips + np.where(pclass == 0, 0, 2)
-    return coarse
+    rep = strata[group_first][st] * nc
+    return [
+        cells,
+        st * nc + group + (pclass & ~1),
+        st * nc + group + changed,
+        rep + long + changed,
+        rep + long,
+        rep,
+    ]
+
+
+def _cell_map(strata: np.ndarray, donors: int, n_cell: np.ndarray | None) -> np.ndarray:
+    """Representative cell (the group's smallest cell index) of each cell's group.
+
+    The starting level depends on the donors (few donors: coarse cells, less estimation
+    noise, less data dependence); then, in a subsample (``n_cell``: sampled MACs per cell;
+    None for a census, whose rates are the GEMM's own), every group with fewer than
+    :data:`MIN_CELL_MACS` sampled MACs is pooled with the other sparse groups of its parent at
+    the next level, up to the coarsest level. The groups partition the cells, so each group's
+    rate estimate (donors / sampled MACs of the group) stays unbiased for the group.
+    """
+    levels = _cell_levels(strata)
+    start = 0 if donors >= MERGE_FULL else (1 if donors >= MERGE_COARSE else 3)
+    size = levels[0].size
+    label = levels[start] + start * size  # labels of level L are L * size + parent
+    for lvl in range(start + 1, len(levels) if n_cell is not None else start + 1):
+        assert n_cell is not None
+        n_group = np.bincount(label, weights=n_cell, minlength=len(levels) * size)[label]
+        sparse = n_group < MIN_CELL_MACS
+        if not sparse.any():
+            break
+        label[sparse] = lvl * size + levels[lvl][sparse]
+    rep = np.full(len(levels) * size, size, dtype=np.int64)
+    np.minimum.at(rep, label, levels[0])
+    cmap: np.ndarray = rep[label]
+    return cmap
 
 
 class _Cells:
@@ -494,8 +569,8 @@ class _Sampler:
         _, _, _, cell, late, _, _ = self._run(lanes)
         return int(late.sum()), int(np.count_nonzero(cell >= 0))
 
-    def cells(self, lanes: np.ndarray) -> _Cells:
-        """Cell sizes and donors of the chains ``lanes``."""
+    def cells(self, lanes: np.ndarray, census: bool = False) -> _Cells:
+        """Cell sizes and donors of the chains ``lanes`` (``census``: every chain once)."""
         lm, ln, lrf, cell, late, psum, ppsum = self._run(lanes)
         n_cells = self.n_strata * _fast.N_CLASSES
         valid = cell >= 0
@@ -523,7 +598,7 @@ class _Sampler:
         # (0 at the fold's first row), os the accumulator itself
         prev = p_in if self.os_flow else np.where(m > 0, _wrap(pp_in + pw * pa), 0)
         # merge cells while the donors are few (each merged cell shares one donor range)
-        cmap = _cell_map(self.strata, li.size)
+        cmap = _cell_map(self.strata, li.size, None if census else n)
         n = np.bincount(cmap, weights=n, minlength=n_cells)[cmap]
         dcell = cmap[cell[li, di]]
         order = np.lexsort((s, dcell))
