@@ -83,6 +83,15 @@ def _lane(chain: int) -> int:
 
 
 @njit(cache=True, inline="always")
+def _pbucket(y: int, yp: int) -> int:
+    """Product-change bucket of a MAC: ``|y - yp|`` = 0, 1-6, 7-10 or >= 11 bits (0-3)."""
+    d = abs(y - yp)
+    if d == 0:
+        return 0
+    return 1 if d < 64 else (2 if d < 1024 else 3)
+
+
+@njit(cache=True, inline="always")
 def _class(w: int, a: int, pw: int, pa: int, psum: int, ppsum: int, rmask: int) -> int:
     """Class of a MAC within its stratum (:data:`N_LANE` x :data:`N_PCLASS`); ``rmask`` from
     :func:`_ripple_mask`."""
@@ -98,11 +107,9 @@ def _class(w: int, a: int, pw: int, pa: int, psum: int, ppsum: int, rmask: int) 
     link = dc & ((xn ^ yn) << 1) & (dc << 1)
     chain = _longest_run(link) + (1 if dc != 0 else 0)
     lane = (2 * _lane(chain) + (1 if sn >= 0x80000000 else 0)) * N_PCLASS  # sum < 0
-    d = abs(y - yp)
-    if d == 0:
+    dp = _pbucket(y, yp)
+    if dp == 0:
         return lane
-    b = _bitlen(d)
-    dp = 1 if b <= 6 else (2 if b <= 10 else 3)
     yy = y if y != 0 else yp
     return lane + 2 * dp + (1 if (yy < 0) != (psum < 0) else 0)
 
@@ -390,14 +397,17 @@ def _ws_events(
     seg: int,
     seed: np.uint64,
     scale: float,
-    fill: bool,
-    counts: np.ndarray,  # int64 (n_folds * R,): events per (fold, PE row) unit
-    offsets: np.ndarray,  # int64 (n_folds * R,): first event of each unit (used if fill)
-    ev: np.ndarray,  # int64 (E, 6) out if fill: m, n, k, cycle, donor, mask
+    units: np.ndarray,  # int64 (U,): the units v = fold * R + PE row to run
+    offsets: np.ndarray,  # int64 (U,): first row of each unit's events in ev
+    caps: np.ndarray,  # int64 (U,): rows of ev each unit may fill
+    counts: np.ndarray,  # int64 (U,) out: events of each unit (may exceed its cap)
+    ev: np.ndarray,  # int64 (E, 6) out: m, n, k, cycle, donor, mask
 ) -> None:
     """Error events of ws by thinning, per unit (fold ``f``, PE row ``r``): every PE of the
     row and segment of ``seg`` input rows runs a Bernoulli candidate process at the largest
-    cell rate at the segment's lowest threshold (0: skipped), by geometric skips."""
+    cell rate at the segment's lowest threshold (0: skipped), by geometric skips. A unit's
+    random stream depends only on the unit, so a unit whose events overflowed its cap is run
+    again alone with a larger one and gives the same events."""
     M, K = A.shape
     N = B.shape[1]
     row_folds = (K + R - 1) // R
@@ -405,7 +415,8 @@ def _ws_events(
     per_fold = 2 * R + C + M - 2
     n_cycles = inv_g.shape[0]
     nseg = (M + seg - 1) // seg
-    for v in prange(col_folds * row_folds * R):
+    for ui in prange(units.shape[0]):
+        v = units[ui]
         f = v // R
         r = v - f * R
         cf = f // row_folds
@@ -421,6 +432,7 @@ def _ws_events(
             if i0 >= 0 and qmax[st, i0] > 0.0:
                 for c in range(cols):
                     n = cf * C + c
+                    w = int(BT[n, k])
                     P = inv_ratio * inv_pe[r, c]
                     i1 = _tab_bin(P * diag_min[f, r + c], theta_lo, inv_width)
                     if i1 < 0 or qmax[st, i1] <= 0.0:
@@ -451,16 +463,14 @@ def _ws_events(
                             budget = -np.log1p(-ue)
                             t = start + R + m + r + c
                             theta = P * inv_g[min(t, n_cycles - 1)]
-                            w = int(B[k, n])
                             a = int(A[m, k])
                             pa = int(A[m - 1, k]) if m > 0 else 0
                             state, ua = _uniform(state)
-                            state, ud = _uniform(state)
                             mm = m
                             m += 1
                             # cheap bound first: the largest rate over the classes the psums
                             # could give
-                            dp = (_class(w, a, w, pa, 0, 0, rmask) % N_PCLASS) >> 1
+                            dp = _pbucket(w * a, w * pa)
                             ib = _tab_bin(theta, theta_lo, inv_width)
                             if ua * qu >= _tab_bound(tab, st, dp, ib):
                                 continue
@@ -471,9 +481,10 @@ def _ws_events(
                             )
                             p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
                             if ua * qu < p:
-                                if fill:
+                                state, ud = _uniform(state)
+                                if j < caps[ui]:
                                     d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
-                                    e = offsets[v] + j
+                                    e = offsets[ui] + j
                                     ev[e, 0] = mm
                                     ev[e, 1] = n
                                     ev[e, 2] = k
@@ -483,8 +494,7 @@ def _ws_events(
                                 j += 1
                             if m >= m_end:
                                 break
-        if not fill:
-            counts[v] = j
+        counts[ui] = j
 
 
 @njit(cache=True, parallel=True)
@@ -558,7 +568,7 @@ def _os_events(
             pa = int(A[m, k - 1]) if k > 0 else 0
             state, ua = _uniform(state)
             state, ud = _uniform(state)
-            dp = (_class(w, a, pw, pa, 0, 0, rmask) % N_PCLASS) >> 1
+            dp = _pbucket(w * a, pw * pa)
             if ua * qu >= _tab_bound(tab, st, dp, _tab_bin(theta, theta_lo, inv_width)):
                 continue
             psum = _dot(A[m], BT[n], 0, k)

@@ -113,6 +113,8 @@ from accelsim.kernels.exact import (
     check_error_inputs,
 )
 
+#: Least room for events per ws thinning unit (fold x PE row) in the first pass.
+EVENTS_PER_UNIT = 16
 #: Donors (late sampled MACs at the smallest threshold) the main sample aims for.
 TARGET_DONORS = 256
 #: MACs of the pilot sample and the smallest main sample.
@@ -296,24 +298,46 @@ def _fast_gemm(
         with np.errstate(divide="ignore"):
             hmax = -np.log1p(-qmax)
         n_units = unit_theta.size
-    counts = np.zeros(n_units, dtype=np.int64)
-    ev = np.zeros((0, 6), dtype=np.int64)
-    for fill in (False, True):
-        offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-        if fill:
-            ev = np.zeros((int(counts.sum()), 6), dtype=np.int64)
-        if os_flow:
+    if os_flow:
+        counts = np.zeros(n_units, dtype=np.int64)
+        ev = np.zeros((0, 6), dtype=np.int64)
+        for fill in (False, True):
+            offsets = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+            if fill:
+                ev = np.zeros((int(counts.sum()), 6), dtype=np.int64)
             _fast._os_events(
-                A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, q, strata_lo, cells.n, cells.off,
-                cells.s, cells.arr, tab, theta_floor, inv_width, seed, float(rate_scale), fill,
-                counts, offsets, ev,
+                A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, q, strata_lo, cells.n,
+                cells.off, cells.s, cells.arr, tab, theta_floor, inv_width, seed,
+                float(rate_scale), fill, counts, offsets, ev,
             )  # fmt: skip
-        else:
-            _fast._ws_events(
-                A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, sampler.strata, cells.n,
-                cells.off, cells.s, cells.arr, tab, qmax, hmax, theta_floor, inv_width, winmin,
-                diag_min, unit_theta, seg, seed, float(rate_scale), fill, counts, offsets, ev,
-            )  # fmt: skip
+    else:
+        # one pass with room for EVENTS_PER_UNIT events per unit; units that had more are run
+        # again alone (same stream, same events) with room for all of theirs
+        units = np.arange(n_units, dtype=np.int64)
+        # room: EVENTS_PER_UNIT, or twice the pilot's rate (at the GEMM's lowest threshold:
+        # an overestimate) spread over the units, whichever is larger
+        room = int(max(EVENTS_PER_UNIT, min(2.0 * rate0 * total_macs / n_units, 4096)))
+        caps = np.full(n_units, room, dtype=np.int64)
+        offsets = units * room
+        counts = np.zeros(n_units, dtype=np.int64)
+        buf = np.empty((n_units * room, 6), dtype=np.int64)
+        ws_args = (
+            A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, sampler.strata, cells.n,
+            cells.off, cells.s, cells.arr, tab, qmax, hmax, theta_floor, inv_width, winmin,
+            diag_min, unit_theta, seg, seed, float(rate_scale),
+        )  # fmt: skip
+        _fast._ws_events(*ws_args, units, offsets, caps, counts, buf)
+        over = counts > caps
+        kept = np.arange(room)[None, :] < np.where(over, 0, counts)[:, None]
+        ev = buf.reshape(n_units, room, 6)[kept]
+        if over.any():
+            units2 = units[over]
+            caps2 = counts[over]
+            offsets2 = np.concatenate(([0], np.cumsum(caps2)[:-1])).astype(np.int64)
+            ev2 = np.empty((int(caps2.sum()), 6), dtype=np.int64)
+            counts2 = np.zeros(units2.size, dtype=np.int64)
+            _fast._ws_events(*ws_args, units2, offsets2, caps2, counts2, ev2)
+            ev = np.concatenate([ev, ev2])
     if ev.shape[0] == 0:
         return _result(out0, _empty_log(), transpose)
     em, en, ek, ecyc, donor, mask = (ev[:, i] for i in range(6))
@@ -347,9 +371,13 @@ def _fast_gemm(
     else:
         rec = _propagate(A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, os_flow)
     rm, rn = rec[:, 0], rec[:, 1]
-    out64 = out0.astype(np.int64)
-    np.add.at(out64, (rm, rn), _wrap(rec[:, 6] - rec[:, 5]))
-    out = _wrap(out64).astype(np.int32)
+    # add the errors to the outputs they reach (int32 wrap-around), touching only those
+    hit, inverse = np.unique(rm * N + rn, return_inverse=True)
+    err = np.zeros(hit.size, dtype=np.int64)
+    np.add.at(err, inverse, _wrap(rec[:, 6] - rec[:, 5]))
+    out = out0.copy()
+    flat = out.reshape(-1)
+    flat[hit] = _wrap(flat[hit].astype(np.int64) + err).astype(np.int32)
     lane = rm if os_flow else rn  # log lanes: os output rows, ws output columns
     first = np.searchsorted(lane, lane, side="left")
     keep = (np.arange(lane.size) - first) < log_capacity
