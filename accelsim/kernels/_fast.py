@@ -411,7 +411,6 @@ def _ws_events(
     M, K = A.shape
     N = B.shape[1]
     row_folds = (K + R - 1) // R
-    col_folds = (N + C - 1) // C
     per_fold = 2 * R + C + M - 2
     n_cycles = inv_g.shape[0]
     nseg = (M + seg - 1) // seg
