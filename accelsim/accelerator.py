@@ -40,7 +40,7 @@ from accelsim.errors import ConfigError, ShapeError
 from accelsim.hw.energy import COMPONENTS, EnergyBreakdown, EnergyLedger
 from accelsim.hw.layer import GemmLayer
 from accelsim.hw.perf import LayerPerf, evaluate_layer
-from accelsim.kernels.exact import MANIFESTATIONS, ErrorLog, GemmResult, exact_gemm
+from accelsim.kernels.exact import MANIFESTATIONS, ErrorLog, GemmResult, run_exact
 from accelsim.rng import rng_for
 from accelsim.timing.delay import critical_path_ratio
 from accelsim.timing.errors import TimingModel
@@ -255,6 +255,10 @@ class Accelerator:
             else chip_map(a.rows, a.cols, chip, self.timing.variation)
         )
         self._op_cache: dict[tuple[float, float], tuple[float, FloatArray, float]] = {}
+        self._inv_pe: dict[tuple[float, float], FloatArray] = {}
+        self._trigger_cache: dict[
+            tuple[int, int, int, float, float], tuple[int, npt.NDArray[np.int64], FloatArray]
+        ] = {}
         self._perf_cache: dict[tuple[int, int, int, float, float], LayerPerf] = {}
         self.reset()
 
@@ -367,9 +371,13 @@ class Accelerator:
         ratio, pe, worst = self._at_op(op)
         if worst <= 1.0:
             return ErrorInputs(ratio, pe, None, False)
-        mapping = self.layer_perf(M, N, K, op).mapping
-        n_cycles = mapping.compute_cycles + 1
-        cycles, steps = droop_triggers(mapping)
+        key = (M, N, K, op.vdd, op.freq)
+        cached = self._trigger_cache.get(key)
+        if cached is None:  # the mapping and its droop triggers depend on the shape only
+            mapping = self.layer_perf(M, N, K, op).mapping
+            cached = (mapping.compute_cycles + 1, *droop_triggers(mapping))
+            self._trigger_cache[key] = cached
+        n_cycles, cycles, steps = cached
         tm = self.timing
         rng = rng_for(self.seed, "supply", ctx.module, ctx.timestep, ctx.call)
         delta = supply_droop(n_cycles, op.freq, cycles, steps, tm.variation, rng)
@@ -414,8 +422,23 @@ class Accelerator:
                 if self.kernel == "fast" and self._fast is not None and M * N * K > FAST_MIN_MACS:
                     rng = rng_for(self.seed, "kernel", ctx.module, ctx.timestep, ctx.call)
                     result = self._fast(A, B, self.hw.array, rng=rng, **kwargs)
-                else:
-                    result = exact_gemm(A, B, self.hw.array, **kwargs)
+                else:  # inputs validated above and by construction (chip map, supply trace)
+                    inv_pe = self._inv_pe.get((op.vdd, op.freq))
+                    if inv_pe is None:
+                        inv_pe = np.ascontiguousarray(1.0 / inputs.pe_factor)
+                        self._inv_pe[(op.vdd, op.freq)] = inv_pe
+                    g = inputs.supply_factor
+                    result = run_exact(
+                        np.ascontiguousarray(A),
+                        np.ascontiguousarray(B),
+                        self.hw.array,
+                        inv_ratio=1.0 / inputs.ratio if inputs.ratio > 0 else np.inf,
+                        consts=self._consts,
+                        inv_pe=inv_pe,
+                        inv_g=np.ones(1) if g is None else 1.0 / g,
+                        mode=MANIFESTATIONS[self.manifestation],
+                        log_capacity=self.log_capacity,
+                    )
         self.account(M, N, K, ctx, op, int(result.errors.total))
         return result
 

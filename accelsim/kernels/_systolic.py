@@ -430,23 +430,37 @@ def _ws_exact(
                             ns += 1 if risky[r] != 0 else 0
                         # gather their operands: the bound loop then runs on contiguous
                         # arrays and vectorizes (4-5x faster than on gathered ones)
-                        for q in range(ns):
-                            r = idx[q]
-                            ops[0, q] = wcol[r]
-                            ops[1, q] = Ap[m + 1, k0 + r]
-                            ops[2, q] = xc[r]
-                            ops[3, q] = Ap[m, k0 + r]
-                            ops[4, q] = xp[r]
-                        for q in range(ns):
-                            bnd[q] = _chain_bound(
-                                ops[0, q],
-                                ops[1, q],
-                                ops[2, q],
-                                ops[0, q],
-                                ops[3, q],
-                                ops[4, q],
-                                cparams,
-                            )
+                        if ns > 8:
+                            for q in range(ns):
+                                r = idx[q]
+                                ops[0, q] = wcol[r]
+                                ops[1, q] = Ap[m + 1, k0 + r]
+                                ops[2, q] = xc[r]
+                                ops[3, q] = Ap[m, k0 + r]
+                                ops[4, q] = xp[r]
+                            for q in range(ns):
+                                bnd[q] = _chain_bound(
+                                    ops[0, q],
+                                    ops[1, q],
+                                    ops[2, q],
+                                    ops[0, q],
+                                    ops[3, q],
+                                    ops[4, q],
+                                    cparams,
+                                )
+                        else:  # a few: in place (the gather costs more than it saves)
+                            for q in range(ns):
+                                r = idx[q]
+                                w = int(wcol[r])
+                                bnd[q] = _chain_bound(
+                                    w,
+                                    int(Ap[m + 1, k0 + r]),
+                                    int(xc[r]),
+                                    w,
+                                    int(Ap[m, k0 + r]),
+                                    int(xp[r]),
+                                    cparams,
+                                )
                         base = start + R + m + c
                         hit = rows
                         for q in range(ns):

@@ -183,12 +183,38 @@ def _exact_gemm(
     """:func:`exact_gemm`; ``reference`` runs the plain per-MAC kernels (no skipping, no
     screening: the tests' yardstick for the fast paths)."""
     A, B, pe, g = check_error_inputs(A, B, array, ratio, pe_factor, supply_factor, manifestation)
+    return run_exact(
+        A,
+        B,
+        array,
+        inv_ratio=1.0 / ratio if ratio > 0 else np.inf,
+        consts=np.ascontiguousarray(consts, dtype=np.float64),
+        inv_pe=np.ascontiguousarray(1.0 / pe),
+        inv_g=np.ascontiguousarray(1.0 / g),
+        mode=MANIFESTATIONS[manifestation],
+        log_capacity=log_capacity,
+        reference=reference,
+    )
+
+
+def run_exact(
+    A: np.ndarray,
+    B: np.ndarray,
+    array: ArrayConfig,
+    *,
+    inv_ratio: float,
+    consts: np.ndarray,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    mode: int,
+    log_capacity: int,
+    reference: bool = False,
+) -> GemmResult:
+    """:func:`exact_gemm` on inputs already validated (contiguous int8 ``A``, ``B``; float64
+    ``1/ratio``, ``1/pe_factor`` ``(rows, cols)``, ``1/supply_factor``; ``mode`` from
+    :data:`MANIFESTATIONS`): the accelerator's per-call path, without re-checking the chip's
+    PE map and its own supply trace on every GEMM."""
     R, C = array.rows, array.cols
-    inv_pe = 1.0 / pe
-    inv_g = 1.0 / g
-    inv_ratio = 1.0 / ratio if ratio > 0 else np.inf
-    mode = MANIFESTATIONS[manifestation]
-    consts = np.ascontiguousarray(consts, dtype=np.float64)
     M = A.shape[0]
     N = B.shape[1]
     if array.dataflow == "os":
