@@ -393,6 +393,7 @@ def _ws_events(
     inv_width: float,  # N_TBIN / (1 - theta_lo)
     winmin: np.ndarray,  # float64 (n_folds, span): _ws_windows
     diag_min: np.ndarray,  # float64 (n_folds, R + C - 1): min of winmin over the segments
+    diag_max: np.ndarray,  # float64 (n_folds, R + C - 1): max of winmin over the segments
     unit_theta: np.ndarray,  # float64 (n_folds * R,): lowest threshold of each unit
     seg: int,
     seed: np.uint64,
@@ -441,16 +442,23 @@ def _ws_events(
                     state = _seed_state(seed, v * C + c)
                     state, ue = _uniform(state)
                     budget = -np.log1p(-ue)
-                    for sj in range(nseg):
-                        i = _tab_bin(P * winmin[f, r + c + sj * seg], theta_lo, inv_width)
+                    # the same rate in every segment (a calm supply): one segment of M rows
+                    i2 = _tab_bin(P * diag_max[f, r + c], theta_lo, inv_width)
+                    flat = i2 >= 0 and qmax[st, i2] == qmax[st, i1]
+                    seg_len = M if flat else seg
+                    for sj in range(1 if flat else nseg):
+                        if flat:
+                            i = i1
+                        else:
+                            i = _tab_bin(P * winmin[f, r + c + sj * seg], theta_lo, inv_width)
                         if i < 0:
                             continue
                         h = hmax[st, i]
                         if h <= 0.0:
                             continue
                         qu = qmax[st, i]
-                        m = sj * seg
-                        m_end = min(M, m + seg)
+                        m = sj * seg_len
+                        m_end = min(M, m + seg_len)
                         while True:
                             if budget >= h * (m_end - m):  # no candidate left in this segment
                                 budget -= h * (m_end - m)

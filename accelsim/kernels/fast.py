@@ -291,7 +291,9 @@ def _fast_gemm(
         span = R + C - 1 + ((M + seg - 1) // seg) * seg
         winmin = _fast._ws_windows(inv_g, R, M, n_folds, per_fold, seg, span)
         seg_x = np.arange(R + C - 1)[:, None] + seg * np.arange((M + seg - 1) // seg)[None, :]
-        diag_min = np.ascontiguousarray(winmin[:, seg_x].min(axis=2))
+        seg_win = winmin[:, seg_x]
+        diag_min = np.ascontiguousarray(seg_win.min(axis=2))
+        diag_max = np.ascontiguousarray(seg_win.max(axis=2))
         row_min = inv_ratio * inv_pe.min(axis=1)
         unit_theta = np.ascontiguousarray(np.outer(diag_min.min(axis=1), row_min).reshape(-1))
         qmax = np.ascontiguousarray(tab.max(axis=1))
@@ -324,7 +326,7 @@ def _fast_gemm(
         ws_args = (
             A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, sampler.strata, cells.n,
             cells.off, cells.s, cells.arr, tab, qmax, hmax, theta_floor, inv_width, winmin,
-            diag_min, unit_theta, seg, seed, float(rate_scale),
+            diag_min, diag_max, unit_theta, seg, seed, float(rate_scale),
         )  # fmt: skip
         _fast._ws_events(*ws_args, units, offsets, caps, counts, buf)
         over = counts > caps
