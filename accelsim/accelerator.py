@@ -444,9 +444,10 @@ class Accelerator:
 
 
 #: GEMMs with at most this many MACs run on the exact kernel even when ``kernel="fast"``: the
-#: exact kernel evaluates them in a few ms (>= 3e8 MAC/s with errors, benchmarks/kernels.py),
-#: less than the fast kernel's fixed cost of estimating a GEMM's error rates (~10-40 ms), and it
-#: is the reference the fast kernel is tested against.
+#: exact kernel evaluates them in a few ms (~6e8 MAC/s with errors, benchmarks/kernels.py),
+#: about the fast kernel's fixed cost of estimating a GEMM's error rates (~2-5 ms: a sample of
+#: up to 2**16 MACs, the bound tables, the product), and it is the reference the fast kernel is
+#: tested against.
 FAST_MIN_MACS = 1 << 22
 
 

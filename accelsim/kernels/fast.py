@@ -91,8 +91,12 @@ on 16x16, 2-7e-3 errors per MAC, census rates): errors of one ws fold chain rema
 more correlated in the exact kernel (pairs of late MACs in one fold: +10 % over the classes'
 prediction, +40 % with the former sign-change classes), within the tests' power.
 Error locations (PE row x droop), late bits, output-error magnitudes, totals and per-output
-count histograms agree for ws and os with hold, flip and drop. Cost at TER ~1e-4
-is dominated by the exact cascade evaluation (~1 us per event).
+count histograms agree for ws and os with hold, flip and drop.
+
+Cost (``benchmarks/kernels.py``, 256x1152x1152 on chip 0, 2 cores): at TER 1e-6 about 3x a
+float32 matmul (the product, the ~2e5-MAC sample, the thinning); at TER 1e-4 about 100x: the
+first stage's bound covers every carry-chain class (long chains fail up to ~45 % of the time),
+so ~100 candidates are drawn per event, and each event's cascade is re-evaluated exactly.
 
 Deterministic: the sample lanes and a 64-bit seed come from ``rng``; the event kernels use a
 counter-based generator per unit, so the result is identical at any numba thread count.
