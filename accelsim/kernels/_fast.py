@@ -340,6 +340,17 @@ def _tab_bound(tab: np.ndarray, st: int, dp: int, i: int) -> float:
 
 
 @njit(cache=True, inline="always")
+def _record(ev: np.ndarray, e: int, m: int, n: int, k: int, t: int, donor: int, mask: int) -> None:
+    """Row ``e`` of the event table: m, n, k, cycle, donor, late mask."""
+    ev[e, 0] = m
+    ev[e, 1] = n
+    ev[e, 2] = k
+    ev[e, 3] = t
+    ev[e, 4] = donor
+    ev[e, 5] = mask
+
+
+@njit(cache=True, inline="always")
 def _pick_mask(
     cl: int, cnt: int, u: float, theta: float, cell_off: np.ndarray, donor_arr: np.ndarray
 ) -> tuple[int, int]:
@@ -491,13 +502,7 @@ def _ws_events(
                                 state, ud = _uniform(state)
                                 if j < caps[ui]:
                                     d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
-                                    e = offsets[ui] + j
-                                    ev[e, 0] = mm
-                                    ev[e, 1] = n
-                                    ev[e, 2] = k
-                                    ev[e, 3] = t
-                                    ev[e, 4] = d
-                                    ev[e, 5] = mask
+                                    _record(ev, offsets[ui] + j, mm, n, k, t, d, mask)
                                 j += 1
                             if m >= m_end:
                                 break
@@ -585,13 +590,7 @@ def _os_events(
             if ua * qu < p:
                 if fill:
                     d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
-                    e = offsets[u] + j
-                    ev[e, 0] = m
-                    ev[e, 1] = n
-                    ev[e, 2] = k
-                    ev[e, 3] = t
-                    ev[e, 4] = d
-                    ev[e, 5] = mask
+                    _record(ev, offsets[u] + j, m, n, k, t, d, mask)
                 j += 1
         if not fill:
             counts[u] = j
