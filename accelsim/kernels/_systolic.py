@@ -345,9 +345,14 @@ def _ws_exact(
     n_folds = col_folds * row_folds
     # gwin[f, m + c]: min of 1/g over the cycles of input row m in column c of fold f
     gwin = np.empty((n_folds, span))
-    for f in prange(n_folds):
-        rows_f = min(R, K - (f % row_folds) * R)
-        _window_min(inv_g, f * per_fold + R, rows_f, gwin[f])
+    if n_folds >= 4:
+        for f in prange(n_folds):
+            rows_f = min(R, K - (f % row_folds) * R)
+            _window_min(inv_g, f * per_fold + R, rows_f, gwin[f])
+    else:  # a few folds: not worth waking the thread pool
+        for f in range(n_folds):
+            rows_f = min(R, K - (f % row_folds) * R)
+            _window_min(inv_g, f * per_fold + R, rows_f, gwin[f])
     cm_tab = _suffix_or(consts, _CMASK)
     pm_tab = _suffix_or(consts, _PMASK)
     xm_tab = _suffix_or(consts, _XMASK)
