@@ -245,12 +245,29 @@ def _os_sample(
 
 
 @njit(cache=True, inline="always")
-def _dot(x: np.ndarray, y: np.ndarray, lo: int, hi: int) -> int:
-    """``sum(x[lo:hi] * y[lo:hi])`` of contiguous int8 rows (vectorized by LLVM)."""
+def _dot(x: np.ndarray, i: int, y: np.ndarray, j: int, lo: int, hi: int) -> int:
+    """``sum(x[i, lo:hi] * y[j, lo:hi])`` of int8 rows of contiguous matrices (vectorized by
+    LLVM; no row views, which would cost reference counting per call)."""
     s = np.int32(0)
-    for i in range(lo, hi):
-        s += np.int32(x[i]) * np.int32(y[i])
+    for t in range(lo, hi):
+        s += np.int32(x[i, t]) * np.int32(y[j, t])
     return int(s)
+
+
+@njit(cache=True, inline="always")
+def _dot2(x: np.ndarray, i: int, y: np.ndarray, j: int, lo: int, hi: int) -> tuple[int, int]:
+    """``(x[i] . y[j], x[i - 1] . y[j])`` over ``lo:hi`` (0 for row -1), in one pass."""
+    s = np.int32(0)
+    sp = np.int32(0)
+    if i > 0:
+        for t in range(lo, hi):
+            b = np.int32(y[j, t])
+            s += np.int32(x[i, t]) * b
+            sp += np.int32(x[i - 1, t]) * b
+    else:
+        for t in range(lo, hi):
+            s += np.int32(x[i, t]) * np.int32(y[j, t])
+    return int(s), int(sp)
 
 
 @njit(cache=True, inline="always")
@@ -492,8 +509,7 @@ def _ws_events(
                             ib = _tab_bin(theta, theta_lo, inv_width)
                             if ua * qu >= _tab_bound(tab, st, dp, ib):
                                 continue
-                            psum = _dot(A[mm], BT[n], k0, k0 + r)
-                            ppsum = _dot(A[mm - 1], BT[n], k0, k0 + r) if mm > 0 else 0
+                            psum, ppsum = _dot2(A, mm, BT, n, k0, k0 + r)
                             cl = st * N_CLASSES + _class(
                                 w, a, w, pa, _wrap32(psum), _wrap32(ppsum), rmask
                             )
@@ -583,7 +599,7 @@ def _os_events(
             dp = _pbucket(w * a, pw * pa)
             if ua * qu >= _tab_bound(tab, st, dp, _tab_bin(theta, theta_lo, inv_width)):
                 continue
-            psum = _dot(A[m], BT[n], 0, k)
+            psum = _dot(A, m, BT, n, 0, k)
             ppsum = psum - pw * pa if k > 0 else 0
             cl = st * N_CLASSES + _class(w, a, pw, pa, _wrap32(psum), _wrap32(ppsum), rmask)
             p, cnt = _accept_prob(cl, theta, cell_n, cell_off, donor_s, scale)
