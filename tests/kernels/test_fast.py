@@ -194,7 +194,9 @@ def _summary(res: GemmResult, A: np.ndarray, B: np.ndarray, g: np.ndarray, df: s
 
 
 @functools.cache
-def _gather(df: str, mode: str, rate_scale: float = 1.0, mask_shift: int = 0) -> tuple:
+def _gather(
+    df: str, mode: str, rate_scale: float = 1.0, mask_shift: int = 0, sample: int = SAMPLE
+) -> tuple:
     """Summaries of exact and fast over SEEDS chips (data, PE map and supply trace each)."""
     out: dict[str, list[dict]] = {"exact": [], "fast": []}
     for seed in range(SEEDS):
@@ -206,7 +208,7 @@ def _gather(df: str, mode: str, rate_scale: float = 1.0, mask_shift: int = 0) ->
         arr = ArrayConfig(ARRAY[0], ARRAY[1], df)
         out["exact"].append(_summary(exact_gemm(A, B, arr, **kw), A, B, g, df))
         fast = _fast_gemm(
-            A, B, arr, **kw, rng=np.random.default_rng([seed, 5]), max_sample_macs=SAMPLE,
+            A, B, arr, **kw, rng=np.random.default_rng([seed, 5]), max_sample_macs=sample,
             rate_scale=rate_scale, mask_shift=mask_shift,
         )  # fmt: skip
         out["fast"].append(_summary(fast, A, B, g, df))
@@ -273,6 +275,19 @@ def test_output_count_dispersion_matches(df, mode):
     psum's magnitude: the toggled-carry-chain state classes carry it) and os drop."""
     exact, fast = _gather(df, mode)
     assert _pvalues(exact, fast)["count histogram"] > ALPHA
+
+
+@pytest.mark.parametrize(("df", "mode"), [("ws", "hold"), ("os", "hold"), ("ws", "drop")])
+def test_subsampled_rates_keep_locations_bits_and_totals(df, mode):
+    """The production path: rates from a subsample (2**15 of the 122880 MACs, sparse cells
+    pooled) instead of a census. Where errors happen, which bits are late and how many there
+    are still agree; per-output counts and output-error magnitudes drift somewhat (README,
+    Known limits) and are not asserted here."""
+    exact, _ = _gather(df, mode)
+    _, fast = _gather(df, mode, sample=1 << 15)
+    pvals = _pvalues(exact, fast)
+    assert min(pvals["PE row x droop"], pvals["lowest late bit"]) > ALPHA, pvals
+    assert _totals_agree(exact["where"].sum(), fast["where"].sum())
 
 
 @pytest.mark.parametrize(("df", "mode"), [("ws", "hold"), ("os", "hold")])
