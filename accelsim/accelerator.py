@@ -42,10 +42,10 @@ from accelsim.hw.layer import GemmLayer
 from accelsim.hw.perf import LayerPerf, evaluate_layer
 from accelsim.kernels.exact import MANIFESTATIONS, ErrorLog, GemmResult, run_exact
 from accelsim.rng import rng_for
-from accelsim.timing.delay import critical_path_ratio
+from accelsim.timing.delay import check_vdd, critical_path_ratio, normalized_delay
 from accelsim.timing.errors import TimingModel
 from accelsim.timing.sensitized import kernel_constants
-from accelsim.timing.supply import droop_triggers, supply_delay_factor, supply_droop
+from accelsim.timing.supply import droop_triggers, supply_delay_factor, supply_droop_checked
 from accelsim.timing.variation import chip_map, pe_delay_factor, typical_chip
 
 Kernel = Literal["exact", "fast", "reference"]
@@ -256,6 +256,7 @@ class Accelerator:
         )
         self._op_cache: dict[tuple[float, float], tuple[float, FloatArray, float]] = {}
         self._inv_pe: dict[tuple[float, float], FloatArray] = {}
+        self._base_cache: dict[float, float] = {}
         self._trigger_cache: dict[
             tuple[int, int, int, float, float], tuple[int, npt.NDArray[np.int64], FloatArray]
         ] = {}
@@ -364,6 +365,19 @@ class Accelerator:
             self._op_cache[key] = cached
         return cached
 
+    def _base_delay(self, op: OperatingPoint) -> float:
+        """Delay at ``op.vdd`` relative to nominal (the denominator of the supply factor)."""
+        key = float(op.vdd)
+        base = self._base_cache.get(key)
+        if base is None:
+            base = float(
+                normalized_delay(
+                    check_vdd(key, self.timing.delay), self.timing.vnom, self.timing.delay
+                )
+            )
+            self._base_cache[key] = base
+        return base
+
     def error_inputs(
         self, M: int, N: int, K: int, ctx: GemmContext, op: OperatingPoint
     ) -> ErrorInputs:
@@ -375,13 +389,19 @@ class Accelerator:
         cached = self._trigger_cache.get(key)
         if cached is None:  # the mapping and its droop triggers depend on the shape only
             mapping = self.layer_perf(M, N, K, op).mapping
-            cached = (mapping.compute_cycles + 1, *droop_triggers(mapping))
+            cyc, stp = droop_triggers(mapping)
+            cached = (
+                mapping.compute_cycles + 1,
+                np.asarray(cyc, dtype=np.int64),
+                np.asarray(stp, dtype=np.float64),
+            )
             self._trigger_cache[key] = cached
         n_cycles, cycles, steps = cached
         tm = self.timing
         rng = rng_for(self.seed, "supply", ctx.module, ctx.timestep, ctx.call)
-        delta = supply_droop(n_cycles, op.freq, cycles, steps, tm.variation, rng)
-        g = supply_delay_factor(delta, op.vdd, tm.vnom, tm.delay)
+        # as supply_droop / supply_delay_factor, on arguments validated once per shape and op
+        delta = supply_droop_checked(n_cycles, float(op.freq), cycles, steps, tm.variation, rng)
+        g = normalized_delay(op.vdd * (1.0 - delta), tm.vnom, tm.delay) / self._base_delay(op)
         can_fail = ratio * float(pe.max()) * float(g.max()) > 1.0
         return ErrorInputs(ratio, pe, g, can_fail)
 

@@ -165,3 +165,33 @@ def test_bad_inputs_raise_one_line_errors():
         acc.gemm(A.astype(np.int16), B, GemmContext("x"), NOMINAL)
     with pytest.raises(ConfigError, match="op"):
         acc.gemm(A, B, GemmContext("x"), (0.9, 1e9))  # type: ignore[arg-type]
+
+
+def test_supply_trace_equals_the_public_supply_functions():
+    """The accelerator's per-GEMM supply trace (validated once per shape and op) is bit for bit
+    ``supply_droop`` + ``supply_delay_factor`` on the GEMM's mapping and context stream."""
+    from accelsim.rng import rng_for
+    from accelsim.timing.supply import droop_triggers, supply_delay_factor, supply_droop
+
+    hw = load_preset("tpu-128x128")
+    acc = Accelerator(hw, kernel="exact", chip=0, seed=3)
+    checked = 0
+    for op in (OperatingPoint(0.83, 1e9), OperatingPoint(0.9, 1.3e9)):
+        for M, N, K in ((64, 64, 32), (512, 384, 128)):
+            for call in range(2):
+                ctx = GemmContext(
+                    module="blocks.0.attn", layer_type="qkv", timestep=call, call=call
+                )
+                inp = acc.error_inputs(M, N, K, ctx, op)
+                assert inp.supply_factor is not None
+                mapping = acc.layer_perf(M, N, K, op).mapping
+                cyc, stp = droop_triggers(mapping)
+                rng = rng_for(3, "supply", ctx.module, ctx.timestep, ctx.call)
+                tm = acc.timing
+                delta = supply_droop(
+                    mapping.compute_cycles + 1, op.freq, cyc, stp, tm.variation, rng
+                )
+                want = supply_delay_factor(delta, op.vdd, tm.vnom, tm.delay)
+                np.testing.assert_array_equal(inp.supply_factor, want)
+                checked += 1
+    assert checked == 8

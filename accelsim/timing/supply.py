@@ -248,7 +248,19 @@ def supply_droop(
     f = check_float("freq_hz", freq_hz, 0.0, 1e12, lo_open=True, unit="Hz")
     cyc, stp = _check_triggers(trigger_cycles, trigger_steps)
     gen = _check_rng(rng)
+    return supply_droop_checked(n, f, cyc, stp, params, gen)
 
+
+def supply_droop_checked(
+    n: int,
+    f: float,
+    cyc: IntArray,
+    stp: FloatArray,
+    params: VariationParams,
+    gen: np.random.Generator,
+) -> FloatArray:
+    """:func:`supply_droop` on validated arguments (``int`` cycles, Hz, int64 trigger cycles,
+    float64 steps): the per-GEMM path of a caller that validated them once."""
     # First droop: per-event amplitudes, then the impulse train through the resonator.
     active = np.abs(stp) > params.droop_threshold
     ev_cycles, ev_steps = cyc[active], stp[active]
