@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from accelsim.kernels._mac import _ACC, _RIPPLE, _late_mask, _longest_run
-from accelsim.kernels._systolic import _window_min
+from accelsim.kernels._systolic import _manifest, _window_min, _wrap32
 
 #: Product classes: the change of the product ``|w*a - pw*pa|`` (0, 1-6, 7-10, >= 11 bits) x
 #: whether the (new, else old) product's sign is opposite to ``psum_in``'s (carries then ripple
@@ -47,14 +47,6 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _U53 = 1.0 / 9007199254740992.0  # 2**-53
-
-
-@njit(cache=True, inline="always")
-def _wrap32(x: int) -> int:
-    x = x & 0xFFFFFFFF
-    if x >= 0x80000000:
-        x -= 0x100000000
-    return x
 
 
 @njit(cache=True, inline="always")
@@ -664,23 +656,6 @@ def _os_correct(
 # --------------------------------------------------------------------------- propagation
 
 
-@njit(cache=True, inline="always")
-def _latch(correct: int, psum_in: int, prev_reg: int, mask: int, mode: int) -> int:
-    """Value latched by a register whose ``mask`` bits arrived late (as ``_systolic``)."""
-    if mode == 0:
-        return _wrap32((correct & 0xFFFFFFFF & ~mask) | (prev_reg & 0xFFFFFFFF & mask))
-    if mode == 1:
-        top = 0
-        b = mask
-        while b > 1:
-            b >>= 1
-            top += 1
-        return _wrap32((correct & 0xFFFFFFFF) ^ (1 << top))
-    if mode == 3:
-        return psum_in
-    return correct
-
-
 @njit(cache=True, parallel=True)
 def _ws_propagate(
     A: np.ndarray,
@@ -768,7 +743,7 @@ def _ws_propagate(
                     if sampled_here:
                         mask = ev[e - 1, 5]
                         if mode == 1:  # flip acts on the target's own register bit
-                            new = _latch(correct, p, prev_out[r], mask, mode)
+                            new = _manifest(correct, p, prev_out[r], mask, mode)
                         else:
                             new = _wrap32(correct + delta[e - 1])
                 else:
@@ -776,7 +751,7 @@ def _ws_propagate(
                     theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
                     mask = _late_mask(w, a, p, w, pa, prev_in[r], theta, consts)
                     if mask != 0:
-                        new = _latch(correct, p, prev_out[r], mask, mode)
+                        new = _manifest(correct, p, prev_out[r], mask, mode)
                 if mask != 0:
                     if j >= cap_end:
                         overflow = True
@@ -860,7 +835,7 @@ def _os_propagate(
             if k == k_first:
                 mask = ev[e0, 5]
                 if mode == 1:  # flip acts on the target's own register bit
-                    new = _latch(correct, acc, acc, mask, mode)
+                    new = _manifest(correct, acc, acc, mask, mode)
                 else:
                     new = _wrap32(correct + delta[e0])
             else:
@@ -869,7 +844,7 @@ def _os_propagate(
                 theta = inv_ratio * inv_pe[r, c] * inv_g[min(t, n_cycles - 1)]
                 mask = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts)
                 if mask != 0:
-                    new = _latch(correct, acc, acc, mask, mode)
+                    new = _manifest(correct, acc, acc, mask, mode)
             if mask != 0:
                 if j >= rec_off[li + 1]:
                     overflow = True
