@@ -117,8 +117,10 @@ from accelsim.kernels.exact import (
     check_error_inputs,
 )
 
-#: Least room for events per ws thinning unit (fold x PE row) in the first pass.
+#: Least room for events per ws thinning unit (fold x PE row) in the first pass, and the most
+#: rows of the first pass's event buffer otherwise (48 bytes each; more events take a rerun).
 EVENTS_PER_UNIT = 16
+EVENT_ROWS = 1 << 21
 #: Donors (late sampled MACs at the smallest threshold) the main sample aims for.
 TARGET_DONORS = 256
 #: MACs of the pilot sample and the smallest main sample.
@@ -321,8 +323,9 @@ def _fast_gemm(
         # again alone (same stream, same events) with room for all of theirs
         units = np.arange(n_units, dtype=np.int64)
         # room: EVENTS_PER_UNIT, or twice the pilot's rate (at the GEMM's lowest threshold:
-        # an overestimate) spread over the units, whichever is larger
-        room = int(max(EVENTS_PER_UNIT, min(2.0 * rate0 * total_macs / n_units, 4096)))
+        # an overestimate) spread over the units, whichever is larger, within EVENT_ROWS rows
+        room = int(min(2.0 * rate0 * total_macs / n_units, EVENT_ROWS / n_units))
+        room = max(EVENTS_PER_UNIT, room)
         caps = np.full(n_units, room, dtype=np.int64)
         offsets = units * room
         counts = np.zeros(n_units, dtype=np.int64)
