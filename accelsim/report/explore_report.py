@@ -125,6 +125,7 @@ def plot_pareto(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
 
     modes = [m for m in MODES if any(p.mode == m for p in points)] or ["undervolt"]
     fig, axes = plt.subplots(1, len(modes), figsize=(6.2 * len(modes), 4.6), squeeze=False)
@@ -167,10 +168,23 @@ def plot_pareto(
         ax.set_xscale("symlog", linthresh=max(threshold / 10, 1e-6))
         worst = max([p.quality_loss for p in points if p.mode == mode] + [threshold])
         ax.set_xlim(left=-max(threshold / 10, 1e-6) * 0.15, right=worst * 2.0)
-        ax.legend(fontsize=8, loc="best")
+    # one legend for both panels (same colours), below them: inside a panel it hid points
+    handles: dict[str, Artist] = {}
+    for ax in axes[0]:
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(name, handle)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="lower center",
+        ncol=min(len(handles), 5),
+        fontsize=8,
+        frameon=False,
+    )
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    rows = -(-len(handles) // 5)
+    fig.tight_layout(rect=(0.0, 0.035 + 0.045 * rows, 1.0, 1.0))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
