@@ -11,6 +11,7 @@
   ``rng_for(seed, "supply", module, timestep, call)``;
 * **kernel**: ``exact`` (numba, MAC by MAC, :func:`accelsim.kernels.exact.exact_gemm`),
   ``fast`` (BLAS plus sampled error events, ``accelsim.kernels.fast.fast_gemm``, imported lazily;
+  a GEMM whose sampled error rate exceeds ``fast.EXACT_ABOVE_TER`` runs on the exact kernel;
   falls back to ``exact`` with a warning while it does not exist) or ``reference`` (exact
   int8 x int8 -> int32 product, never any timing error). When no MAC can fail,
   ``ratio * max(pe) * max(g) <= 1`` (sensitized delays are at most the static critical path, 1),
@@ -247,6 +248,13 @@ class Accelerator:
                 )
                 kernel = "exact"
         self.kernel: Kernel = kernel
+        # fast mode hands GEMMs whose sampled error rate is high to the exact kernel (faster
+        # there, and the reference): accelsim.kernels.fast.EXACT_ABOVE_TER
+        self._exact_above: float | None = None
+        if self._fast is not None:
+            from accelsim.kernels import fast
+
+            self._exact_above = fast.EXACT_ABOVE_TER
         self._consts = kernel_constants(self.timing.sensitized)
         a = hw.array
         self._chip = (
@@ -441,7 +449,9 @@ class Accelerator:
                 }
                 if self.kernel == "fast" and self._fast is not None and M * N * K > FAST_MIN_MACS:
                     rng = rng_for(self.seed, "kernel", ctx.module, ctx.timestep, ctx.call)
-                    result = self._fast(A, B, self.hw.array, rng=rng, **kwargs)
+                    result = self._fast(
+                        A, B, self.hw.array, rng=rng, exact_above=self._exact_above, **kwargs
+                    )
                 else:  # inputs validated above and by construction (chip map, supply trace)
                     inv_pe = self._inv_pe.get((op.vdd, op.freq))
                     if inv_pe is None:

@@ -115,8 +115,15 @@ from accelsim.kernels.exact import (
     GemmResult,
     Manifestation,
     check_error_inputs,
+    run_exact,
 )
 
+#: Per-MAC error rate above which the fast kernel is the slower one and the accelerator's fast
+#: mode hands a GEMM to the exact kernel (``exact_above``). Measured, 2 cores: 256x1152x1152 on
+#: chip 0, fast vs exact 0.35 vs 0.59 s at TER 9e-5, 3.0 vs 1.0 s at 2e-4, 8.5 vs 1.9 s at 3e-3;
+#: dit-digits sampling at 0.80 V (TER 4e-4) 14.8 vs 7.9 s, at 0.75 V (2.6e-3) 62 vs 15 s, and
+#: there the fast kernel also overcounts (+5 %, +19 %).
+EXACT_ABOVE_TER = 1e-4
 #: Least room for events per ws thinning unit (fold x PE row) in the first pass, and the most
 #: rows of the first pass's event buffer otherwise (48 bytes each; more events take a rerun).
 EVENTS_PER_UNIT = 16
@@ -187,12 +194,16 @@ def fast_gemm(
     log_capacity: int = 256,
     rng: np.random.Generator,
     max_sample_macs: int | None = None,
+    exact_above: float | None = None,
 ) -> GemmResult:
     """``A @ B`` with timing errors sampled like :func:`~accelsim.kernels.exact.exact_gemm`'s.
 
     Arguments and result as ``exact_gemm`` (see there), plus ``rng`` (the source of all
     randomness) and ``max_sample_macs``: the largest subsample of MACs evaluated with the exact
     delay model (default ``max(2**16, MACs // 2048)``); the method is in the module docstring.
+    ``exact_above``: when the sample puts this GEMM's per-MAC error rate above it, run the
+    exact kernel instead and return its result (there it is the faster of the two: see
+    :data:`EXACT_ABOVE_TER`); None (default) always samples.
     """
     return _fast_gemm(
         A,
@@ -206,6 +217,7 @@ def fast_gemm(
         log_capacity=log_capacity,
         rng=rng,
         max_sample_macs=max_sample_macs,
+        exact_above=exact_above,
     )
 
 
@@ -224,6 +236,7 @@ def _fast_gemm(
     max_sample_macs: int | None,
     rate_scale: float = 1.0,
     mask_shift: int = 0,
+    exact_above: float | None = None,
 ) -> GemmResult:
     """:func:`fast_gemm` with test hooks that bias it on purpose (negative tests only):
     ``rate_scale`` multiplies every error probability, ``mask_shift`` shifts late masks up."""
@@ -273,6 +286,23 @@ def _fast_gemm(
     want = int(min(max(TARGET_DONORS / rate0, MIN_SAMPLE_MACS), cap))
     census = total_macs <= cap
     cells = sampler.cells(sampler.census() if census else sampler.draw(want), census)
+    if exact_above is not None:
+        # this GEMM's error rate from the sample: donors late at their own PE's and cycle's
+        # threshold (the other sampled MACs are not late even at the lowest one)
+        dm, dn, dk = cells.pos[:, 0], cells.pos[:, 1], cells.pos[:, 2]
+        r, c = (dm % R, dn % C) if os_flow else (dk % R, dn % C)
+        if os_flow:
+            fold = (dn // C) * ((M + R - 1) // R) + dm // R
+            t = fold * (K + R + C - 2) + dk + r + c
+        else:
+            fold = (dn // C) * ((K + R - 1) // R) + dk // R
+            t = fold * (2 * R + C + M - 2) + R + dm + r + c
+        theta = inv_ratio * inv_pe[r, c] * inv_g[np.minimum(t, inv_g.size - 1)]
+        if np.count_nonzero(cells.s > theta) > exact_above * cells.sampled:
+            return run_exact(
+                A, B, array, inv_ratio=inv_ratio, consts=consts, inv_pe=inv_pe, inv_g=inv_g,
+                mode=MANIFESTATIONS[manifestation], log_capacity=log_capacity,
+            )  # fmt: skip
 
     seed = np.uint64(rng.integers(0, 1 << 63, dtype=np.int64))
     tab = np.zeros((sampler.n_strata, 4, _fast.N_TBIN))
@@ -534,9 +564,13 @@ class _Cells:
         correct: np.ndarray,
         prev: np.ndarray,
         prod: np.ndarray,
+        pos: np.ndarray,
+        sampled: int,
     ) -> None:
         self.n = n
         self.prod = prod
+        self.pos = pos  # int64 (D, 3): m, n, k of each donor
+        self.sampled = sampled  # MACs in the sample
         self.off = off
         self.s = s
         self.arr = arr
@@ -649,4 +683,6 @@ class _Sampler:
             correct[order],
             prev[order],
             (w * a)[order],
+            np.ascontiguousarray(np.stack([m, nn, k], axis=1)[order]),
+            int(np.count_nonzero(valid)),
         )

@@ -338,3 +338,21 @@ def test_subsampled_rate_is_unbiased_in_mean():
     assert totals.std() > 0.02 * totals.mean()  # the estimate really is a subsample
     se = totals.std(ddof=1) / np.sqrt(totals.size)
     assert abs(totals.mean() - n_exact) < 4 * se + 0.03 * n_exact, (totals, n_exact)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is", "os"])
+def test_high_rate_gemm_hands_over_to_the_exact_kernel(dataflow):
+    """``exact_above``: a GEMM whose sampled error rate exceeds it gets the exact kernel's result
+    (output and log bit for bit); below it, or with None, the sampled one."""
+    A, B, pe, g = _chip(3, dataflow)
+    arr = ArrayConfig(ARRAY[0], ARRAY[1], dataflow)
+    kw = dict(ratio=RATIO, consts=CONSTS, pe_factor=pe, supply_factor=g, log_capacity=10_000)
+    exact = exact_gemm(A, B, arr, **kw)
+    assert exact.errors.total > 100  # ~2-7e-3 per MAC
+    handed = fast_gemm(A, B, arr, **kw, rng=np.random.default_rng(1), exact_above=1e-4)
+    np.testing.assert_array_equal(handed.out, exact.out)
+    for field in ("m", "n", "k", "cycle", "late_mask", "correct", "latched"):
+        np.testing.assert_array_equal(getattr(handed.errors, field), getattr(exact.errors, field))
+    for limit in (None, 0.5):
+        sampled = fast_gemm(A, B, arr, **kw, rng=np.random.default_rng(1), exact_above=limit)
+        assert not np.array_equal(sampled.out, exact.out)
