@@ -373,6 +373,16 @@ def _pick_mask(
     return d, mask
 
 
+@njit(cache=True, parallel=True)
+def _pe_order(inv_pe: np.ndarray) -> np.ndarray:
+    """The columns of each PE row by ascending ``inv_pe`` (ties by column)."""
+    R, C = inv_pe.shape
+    order = np.empty((R, C), dtype=np.int64)
+    for r in prange(R):
+        order[r] = np.argsort(inv_pe[r], kind="mergesort")
+    return order
+
+
 #: Input rows per thinning segment (ws): every segment of a PE's fold has its own candidate
 #: rate, the largest cell rate at the lowest threshold over the segment's cycles.
 SEG_ROWS = 32
@@ -415,6 +425,7 @@ def _ws_events(
     diag_min: np.ndarray,  # float64 (n_folds, R + C - 1): min of winmin over the segments
     diag_max: np.ndarray,  # float64 (n_folds, R + C - 1): max of winmin over the segments
     unit_theta: np.ndarray,  # float64 (n_folds * R,): lowest threshold of each unit
+    pe_order: np.ndarray,  # int64 (R, C): the PE columns of each row by ascending inv_pe
     seg: int,
     seed: np.uint64,
     scale: float,
@@ -435,6 +446,14 @@ def _ws_events(
     per_fold = 2 * R + C + M - 2
     n_cycles = inv_g.shape[0]
     nseg = (M + seg - 1) // seg
+    # thresholds at or above stop[st] have no candidates in stratum st (qmax falls with theta;
+    # one bin of slack against rounding): whole blocks of PEs are skipped on it
+    stop = np.empty(qmax.shape[0])
+    for st in range(qmax.shape[0]):
+        i_zero = 0
+        while i_zero < N_TBIN and qmax[st, i_zero] > 0.0:
+            i_zero += 1
+        stop[st] = theta_lo + (i_zero + 1) / inv_width
     for ui in prange(units.shape[0]):
         v = units[ui]
         f = v // R
@@ -450,18 +469,31 @@ def _ws_events(
             k0 = rf * R
             i0 = _tab_bin(unit_theta[v], theta_lo, inv_width)
             if i0 >= 0 and qmax[st, i0] > 0.0:
+                # PEs in ascending order of their factor: past the first whose lowest
+                # threshold in the fold reaches stop[st] none can fail
+                dmin = np.inf
                 for c in range(cols):
-                    n = cf * C + c
-                    w = int(BT[n, k])
+                    dmin = min(dmin, diag_min[f, r + c])
+                p_stop = stop[st] / dmin
+                # Bernoulli(q_segment) candidates by cumulative hazard over the unit's PEs and
+                # their segments in turn: the next candidate is where the summed -log(1 - q)
+                # of the positions passed exceeds an Exp(1) budget (memoryless: what is left
+                # of it carries over to the next segment and PE)
+                state = _seed_state(seed, v)
+                state, ue = _uniform(state)
+                budget = -np.log1p(-ue)
+                for jc in range(C):
+                    c = pe_order[r, jc]
                     P = inv_ratio * inv_pe[r, c]
+                    if P > p_stop:
+                        break
+                    if c >= cols:
+                        continue
+                    n = cf * C + c
+                    w = int(B[k, n])
                     i1 = _tab_bin(P * diag_min[f, r + c], theta_lo, inv_width)
                     if i1 < 0 or qmax[st, i1] <= 0.0:
                         continue  # no segment of this PE's fold can fail
-                    # Bernoulli(q_segment) candidates by cumulative hazard: the next candidate
-                    # is where the summed -log(1 - q) of the positions passed exceeds Exp(1)
-                    state = _seed_state(seed, v * C + c)
-                    state, ue = _uniform(state)
-                    budget = -np.log1p(-ue)
                     # the same rate in every segment (a calm supply): one segment of M rows
                     i2 = _tab_bin(P * diag_max[f, r + c], theta_lo, inv_width)
                     flat = i2 >= 0 and qmax[st, i2] == qmax[st, i1]

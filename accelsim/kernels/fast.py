@@ -332,6 +332,7 @@ def _fast_gemm(
         diag_max = np.ascontiguousarray(seg_win.max(axis=2))
         row_min = inv_ratio * inv_pe.min(axis=1)
         unit_theta = np.ascontiguousarray(np.outer(diag_min.min(axis=1), row_min).reshape(-1))
+        pe_order = _fast._pe_order(inv_pe)
         qmax = np.ascontiguousarray(tab.max(axis=1))
         with np.errstate(divide="ignore"):
             hmax = -np.log1p(-qmax)
@@ -363,7 +364,7 @@ def _fast_gemm(
         ws_args = (
             A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, sampler.strata, cells.n,
             cells.off, cells.s, cells.arr, tab, qmax, hmax, theta_floor, inv_width, winmin,
-            diag_min, diag_max, unit_theta, seg, seed, float(rate_scale),
+            diag_min, diag_max, unit_theta, pe_order, seg, seed, float(rate_scale),
         )  # fmt: skip
         _fast._ws_events(*ws_args, units, offsets, caps, counts, buf)
         over = counts > caps
