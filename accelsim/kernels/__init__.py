@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-_KERNEL_SOURCES = ("_mac.py", "_systolic.py", "_fast.py")
+_KERNEL_SOURCES = ("_mac.py", "_systolic.py", "_fast.py", "_supply.py")
 
 
 def _drop_stale_caches() -> None:

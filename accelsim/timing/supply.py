@@ -33,8 +33,9 @@ seconds at every clock, sampled into more cycles at a faster clock; the cycle-av
 little below ``A`` (0.95 A at 1 GHz, 0.99 A at 2 GHz). In closed form, with ``s = -zeta*w0 +
 i*wd``, ``z = exp(s/f)`` and ``K = f*(z - 1)/s``, the response ``k`` cycles after the event is
 ``Im(K*z**k) / w_peak`` (:func:`droop_response`); :func:`supply_droop` evaluates it for all
-events at once as a second-order IIR filter (``scipy.signal.lfilter``) driven by the impulse
-train of signed amplitudes, which is exact, O(n) and has no kernel truncation.
+events at once as a second-order IIR filter (``scipy.signal.lfilter``'s difference equations,
+in the numba kernel :func:`accelsim.kernels._supply._supply_trace`) driven by the impulse train
+of signed amplitudes, which is exact, O(n) and has no kernel truncation.
 
 **Background noise**: Gaussian AR(1) sampled once per cycle, stationary from the first cycle::
 
@@ -53,10 +54,10 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from accelsim.config import ConfigError, check_float, check_int
 from accelsim.hw.mapping import Mapping
+from accelsim.kernels._supply import _supply_trace
 from accelsim.timing.delay import DelayParams, check_vdd, normalized_delay
 from accelsim.timing.variation import VariationParams
 
@@ -268,23 +269,19 @@ def supply_droop_checked(
     spread = np.exp(params.droop_amp_spread * gen.standard_normal(ev_steps.size))
     amp = np.where(worst, params.droop_amp_worst, params.droop_amp_typical * spread)
     amp = np.minimum(np.abs(ev_steps) * amp, params.droop_amp_cap)
-    delta = np.zeros(n, dtype=np.float64)
-    inside = ev_cycles < n
-    if np.any(inside):
-        np.add.at(delta, ev_cycles[inside], np.sign(ev_steps[inside]) * amp[inside])
-        num, den = _iir_coefficients(f, params)
-        delta = np.asarray(lfilter(num, den, delta), dtype=np.float64)
-        np.clip(delta, -params.droop_amp_cap, params.droop_amp_cap, out=delta)
-
+    num, den = _iir_coefficients(f, params)
     # Background noise: stationary Gaussian AR(1).
+    phi = sigma = b0 = 0.0
+    e = np.zeros(0)
     if params.noise_sigma > 0.0 and n > 0:
         phi = math.exp(-1.0 / (f * params.noise_tau))
         e = gen.standard_normal(n + 1)
         sigma = params.noise_sigma
-        noise, _ = lfilter(
-            [sigma * math.sqrt(1.0 - phi * phi)], [1.0, -phi], e[1:], zi=[phi * sigma * e[0]]
-        )
-        delta += noise
+        b0 = sigma * math.sqrt(1.0 - phi * phi)
+    delta: FloatArray = _supply_trace(
+        n, np.ascontiguousarray(ev_cycles, dtype=np.int64), np.sign(ev_steps) * amp, num, den,
+        float(params.droop_amp_cap), e, b0, phi, sigma,
+    )  # fmt: skip
     return delta
 
 
