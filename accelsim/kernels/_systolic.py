@@ -360,9 +360,10 @@ def _ws_exact(
     # input rows with a zero row in front: Ap[m] is the row streamed before row m
     Ap = np.zeros((M + 1, K), dtype=np.int8)
     Ap[1:] = A
-    for n in prange(N):
-        cf = n // C
-        c = n - cf * C
+    # columns in chunks of 8, each with its scratch arrays (allocating them per column cost
+    # about a fifth of a small GEMM's time)
+    n_chunks = (N + 7) // 8
+    for ch in prange(n_chunks):
         wcol = np.zeros(R, dtype=np.int32)
         pth = np.zeros(R)
         xa = np.zeros(R + 1, dtype=np.int32)
@@ -372,150 +373,155 @@ def _ws_exact(
         bnd = np.zeros(R)
         ops = np.zeros((5, R), dtype=np.int64)
         acc = np.zeros(M, dtype=np.int64)
-        for rf in range(row_folds):
-            k0 = rf * R
-            rows = min(R, K - k0)
-            f = cf * row_folds + rf
-            start = f * per_fold
-            pmin = np.inf
-            for r in range(rows):
-                wcol[r] = B[k0 + r, n]
-                p = inv_ratio * inv_pe[r, c]
-                pth[r] = p
-                pmin = min(pmin, p)
-            gmin = np.inf
+        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
+            cf = n // C
+            c = n - cf * C
             for m in range(M):
-                gmin = min(gmin, gwin[f, m + c])
-            if pmin * gmin >= 1.0:
-                # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
+                acc[m] = 0
+            for rf in range(row_folds):
+                k0 = rf * R
+                rows = min(R, K - k0)
+                f = cf * row_folds + rf
+                start = f * per_fold
+                pmin = np.inf
+                for r in range(rows):
+                    wcol[r] = B[k0 + r, n]
+                    p = inv_ratio * inv_pe[r, c]
+                    pth[r] = p
+                    pmin = min(pmin, p)
+                gmin = np.inf
+                for m in range(M):
+                    gmin = min(gmin, gwin[f, m + c])
+                if pmin * gmin >= 1.0:
+                    # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
+                    for m in range(M):
+                        s = 0
+                        for r in range(rows):
+                            s += wcol[r] * np.int32(A[m, k0 + r])
+                        acc[m] = _wrap32(acc[m] + s)
+                    continue
+                # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
+                # value PE row r latched); xc: the same for the current row
+                xp = xa
+                xc = xb
+                for r in range(rows + 1):
+                    xp[r] = 0
                 for m in range(M):
                     s = 0
+                    xc[0] = 0
                     for r in range(rows):
-                        s += wcol[r] * np.int32(A[m, k0 + r])
-                    acc[m] = _wrap32(acc[m] + s)
-                continue
-            # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
-            # value PE row r latched); xc: the same for the current row
-            xp = xa
-            xc = xb
-            for r in range(rows + 1):
-                xp[r] = 0
-            for m in range(M):
-                s = 0
-                xc[0] = 0
-                for r in range(rows):
-                    s += wcol[r] * A[m, k0 + r]
-                    xc[r + 1] = s
-                tl = pmin * gwin[f, m + c]
-                if tl < 1.0:
-                    b = int(tl * _NBIN)
-                    cmk = cm_tab[b]
-                    pmk = pm_tab[b]
-                    xmk = xm_tab[b]
-                    for r in range(rows):
-                        w = wcol[r]
-                        xn = xc[r] & word
-                        xo = xp[r] & word
-                        yn = (w * Ap[m + 1, k0 + r]) & word
-                        yo = (w * Ap[m, k0 + r]) & word
-                        sn = (xn + yn) & word
-                        so = (xo + yo) & word
-                        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
-                        rk = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
-                        risky[r] = rk
-                    anyr = 0
-                    for r in range(rows):
-                        anyr |= risky[r]
-                    if anyr != 0:
-                        # compact the flagged MACs, screen them with exit 3 at the row's lowest
-                        # theta, evaluate the rest exactly
-                        ns = 0
+                        s += wcol[r] * A[m, k0 + r]
+                        xc[r + 1] = s
+                    tl = pmin * gwin[f, m + c]
+                    if tl < 1.0:
+                        b = int(tl * _NBIN)
+                        cmk = cm_tab[b]
+                        pmk = pm_tab[b]
+                        xmk = xm_tab[b]
                         for r in range(rows):
-                            idx[ns] = r
-                            ns += 1 if risky[r] != 0 else 0
-                        # gather their operands: the bound loop then runs on contiguous
-                        # arrays and vectorizes (4-5x faster than on gathered ones)
-                        if ns > 8:
+                            w = wcol[r]
+                            xn = xc[r] & word
+                            xo = xp[r] & word
+                            yn = (w * Ap[m + 1, k0 + r]) & word
+                            yo = (w * Ap[m, k0 + r]) & word
+                            sn = (xn + yn) & word
+                            so = (xo + yo) & word
+                            dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+                            rk = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+                            risky[r] = rk
+                        anyr = 0
+                        for r in range(rows):
+                            anyr |= risky[r]
+                        if anyr != 0:
+                            # compact the flagged MACs, screen them with exit 3 at the row's lowest
+                            # theta, evaluate the rest exactly
+                            ns = 0
+                            for r in range(rows):
+                                idx[ns] = r
+                                ns += 1 if risky[r] != 0 else 0
+                            # gather their operands: the bound loop then runs on contiguous
+                            # arrays and vectorizes (4-5x faster than on gathered ones)
+                            if ns > 8:
+                                for q in range(ns):
+                                    r = idx[q]
+                                    ops[0, q] = wcol[r]
+                                    ops[1, q] = Ap[m + 1, k0 + r]
+                                    ops[2, q] = xc[r]
+                                    ops[3, q] = Ap[m, k0 + r]
+                                    ops[4, q] = xp[r]
+                                for q in range(ns):
+                                    bnd[q] = _chain_bound(
+                                        ops[0, q],
+                                        ops[1, q],
+                                        ops[2, q],
+                                        ops[0, q],
+                                        ops[3, q],
+                                        ops[4, q],
+                                        cparams,
+                                    )
+                            else:  # a few: in place (the gather costs more than it saves)
+                                for q in range(ns):
+                                    r = idx[q]
+                                    w = int(wcol[r])
+                                    bnd[q] = _chain_bound(
+                                        w,
+                                        int(Ap[m + 1, k0 + r]),
+                                        int(xc[r]),
+                                        w,
+                                        int(Ap[m, k0 + r]),
+                                        int(xp[r]),
+                                        cparams,
+                                    )
+                            base = start + R + m + c
+                            hit = rows
                             for q in range(ns):
+                                if _chain_exit(bnd[q], tl):
+                                    continue
                                 r = idx[q]
-                                ops[0, q] = wcol[r]
-                                ops[1, q] = Ap[m + 1, k0 + r]
-                                ops[2, q] = xc[r]
-                                ops[3, q] = Ap[m, k0 + r]
-                                ops[4, q] = xp[r]
-                            for q in range(ns):
-                                bnd[q] = _chain_bound(
-                                    ops[0, q],
-                                    ops[1, q],
-                                    ops[2, q],
-                                    ops[0, q],
-                                    ops[3, q],
-                                    ops[4, q],
-                                    cparams,
+                                if _ws_mac(
+                                    A,
+                                    Ap,
+                                    m,
+                                    k0,
+                                    r,
+                                    n,
+                                    base + r,
+                                    wcol,
+                                    pth,
+                                    inv_g,
+                                    xc,
+                                    xp,
+                                    consts,
+                                    mode,
+                                    log,
+                                    counts,
+                                ):
+                                    hit = r
+                                    break
+                            # after a late MAC the partial sums below it changed: MAC by MAC
+                            for r in range(hit + 1, rows):
+                                _ws_mac(
+                                    A,
+                                    Ap,
+                                    m,
+                                    k0,
+                                    r,
+                                    n,
+                                    base + r,
+                                    wcol,
+                                    pth,
+                                    inv_g,
+                                    xc,
+                                    xp,
+                                    consts,
+                                    mode,
+                                    log,
+                                    counts,
                                 )
-                        else:  # a few: in place (the gather costs more than it saves)
-                            for q in range(ns):
-                                r = idx[q]
-                                w = int(wcol[r])
-                                bnd[q] = _chain_bound(
-                                    w,
-                                    int(Ap[m + 1, k0 + r]),
-                                    int(xc[r]),
-                                    w,
-                                    int(Ap[m, k0 + r]),
-                                    int(xp[r]),
-                                    cparams,
-                                )
-                        base = start + R + m + c
-                        hit = rows
-                        for q in range(ns):
-                            if _chain_exit(bnd[q], tl):
-                                continue
-                            r = idx[q]
-                            if _ws_mac(
-                                A,
-                                Ap,
-                                m,
-                                k0,
-                                r,
-                                n,
-                                base + r,
-                                wcol,
-                                pth,
-                                inv_g,
-                                xc,
-                                xp,
-                                consts,
-                                mode,
-                                log,
-                                counts,
-                            ):
-                                hit = r
-                                break
-                        # after a late MAC the partial sums below it changed: MAC by MAC
-                        for r in range(hit + 1, rows):
-                            _ws_mac(
-                                A,
-                                Ap,
-                                m,
-                                k0,
-                                r,
-                                n,
-                                base + r,
-                                wcol,
-                                pth,
-                                inv_g,
-                                xc,
-                                xp,
-                                consts,
-                                mode,
-                                log,
-                                counts,
-                            )
-                acc[m] = _wrap32(acc[m] + xc[rows])
-                xp, xc = xc, xp
-        for m in range(M):
-            out[m, n] = acc[m]
+                    acc[m] = _wrap32(acc[m] + xc[rows])
+                    xp, xc = xc, xp
+            for m in range(M):
+                out[m, n] = acc[m]
 
 
 @njit(cache=True, parallel=True)
