@@ -133,7 +133,7 @@ def _skip(state: np.uint64, log1mq: float) -> tuple[np.uint64, int]:
         return state, 1 << 62
     if log1mq == -np.inf:
         return state, 0
-    g = np.floor(np.log1p(-u) / log1mq)
+    g = np.floor(np.log(1.0 - u) / log1mq)
     if g > 4.0e18:
         return state, 1 << 62
     return state, int(g)
@@ -481,7 +481,7 @@ def _ws_events(
                 # of it carries over to the next segment and PE)
                 state = _seed_state(seed, v)
                 state, ue = _uniform(state)
-                budget = -np.log1p(-ue)
+                budget = -np.log(1.0 - ue)  # 1 - ue is exact (ue = k / 2**53)
                 for jc in range(C):
                     c = pe_order[r, jc]
                     P = inv_ratio * inv_pe[r, c]
@@ -519,7 +519,7 @@ def _ws_events(
                             if m >= m_end:  # float rounding at the boundary
                                 break
                             state, ue = _uniform(state)
-                            budget = -np.log1p(-ue)
+                            budget = -np.log(1.0 - ue)  # 1 - ue is exact (ue = k / 2**53)
                             t = start + R + m + r + c
                             theta = P * inv_g[min(t, n_cycles - 1)]
                             a = int(A[m, k])
