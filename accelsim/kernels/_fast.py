@@ -169,8 +169,8 @@ def _ws_sample(
     strata: np.ndarray,  # int64 (R,): stratum of PE row r
     cell: np.ndarray,  # int64 (L, R) out: cell, -1 past the fold's rows
     late: np.ndarray,  # uint8 (L, R) out
-    psum: np.ndarray,  # int64 (L, R) out: psum_in
-    ppsum: np.ndarray,  # int64 (L, R) out: previous input row's psum_in
+    psum: np.ndarray,  # int64 (L, R) out: psum_in (written where late only)
+    ppsum: np.ndarray,  # int64 (L, R) out: previous input row's psum_in (where late only)
 ) -> None:
     K = A.shape[1]
     rmask = _ripple_mask(consts)
@@ -190,9 +190,11 @@ def _ws_sample(
             a = int(A[m, k0 + r])
             pa = int(A[m - 1, k0 + r]) if m > 0 else 0
             cell[i, r] = strata[r] * N_CLASSES + _class(w, a, w, pa, p, pp, rmask)
-            psum[i, r] = p
-            ppsum[i, r] = pp
-            late[i, r] = 1 if _late_mask(w, a, p, w, pa, pp, theta, consts) != 0 else 0
+            lt = _late_mask(w, a, p, w, pa, pp, theta, consts) != 0
+            late[i, r] = 1 if lt else 0
+            if lt:
+                psum[i, r] = p
+                ppsum[i, r] = pp
             p = _wrap32(p + w * a)
             pp = _wrap32(pp + w * pa) if m > 0 else 0
 
@@ -224,9 +226,11 @@ def _os_sample(
             w = int(B[k, n])
             a = int(A[m, k])
             cell[i, k] = strata[k] * N_CLASSES + _class(w, a, pw, pa, acc, prev_in, rmask)
-            psum[i, k] = acc
-            ppsum[i, k] = prev_in
-            late[i, k] = 1 if _late_mask(w, a, acc, pw, pa, prev_in, theta, consts) != 0 else 0
+            lt = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts) != 0
+            late[i, k] = 1 if lt else 0
+            if lt:
+                psum[i, k] = acc
+                ppsum[i, k] = prev_in
             prev_in = acc
             acc = _wrap32(acc + w * a)
             pw = w

@@ -618,8 +618,8 @@ class _Sampler:
         L, D = lanes.size, self.lane_len
         cell = np.empty((L, D), dtype=np.int64)
         late = np.empty((L, D), dtype=np.uint8)
-        psum = np.zeros((L, D), dtype=np.int64)
-        ppsum = np.zeros((L, D), dtype=np.int64)
+        psum = np.empty((L, D), dtype=np.int64)  # written where late (the donors) only
+        ppsum = np.empty((L, D), dtype=np.int64)
         if self.os_flow:
             lm, ln = lanes // N, lanes % N
             _fast._os_sample(
