@@ -5,11 +5,12 @@ See :mod:`accelsim.kernels.fast` for the method. Three kinds of kernels:
 * ``_ws_sample`` / ``_os_sample``: the true MAC state (``w, a, psum_in`` and the PE's previous
   cycle ``pw, pa, ppsum_in``) of randomly chosen accumulation chains, their stratum x class cell
   and whether the MAC is late at the smallest threshold of the GEMM (``_mac._late_mask``).
-* ``_ws_events`` / ``_os_events``: error events by thinning. Every *unit* (ws: a PE; os: a PE
-  and a chain-depth stratum) runs a Bernoulli(``q[u]``) candidate process over its MACs by
-  geometric skips, and accepts a candidate with ``p(cell, theta) / q[u]``. Two passes (count,
-  then fill) with the same counter-based random stream per unit, so the events do not depend
-  on the number of threads.
+* ``_ws_events`` / ``_os_events``: error events by thinning. Every *unit* (ws: a fold's PE
+  row, its PEs and row segments in turn; os: a PE and a chain-depth stratum) runs a Bernoulli
+  candidate process over its MACs by geometric skips, and accepts a candidate with
+  ``p(cell, theta) / q``. One counter-based random stream per unit, so the events do not
+  depend on the number of threads, and a unit run again (ws: after its event room
+  overflowed; os: count, then fill) gives the same events.
 * ``_ws_propagate`` / ``_os_propagate``: the sampled events with their consequences, the
   MACs whose state an error corrupted evaluated exactly (``_mac._late_mask``).
 * ``_ws_correct`` / ``_os_correct``: the error-free register value of razor events.
@@ -440,10 +441,11 @@ def _ws_events(
     ev: np.ndarray,  # int64 (E, 6) out: m, n, k, cycle, donor, mask
 ) -> None:
     """Error events of ws by thinning, per unit (fold ``f``, PE row ``r``): every PE of the
-    row and segment of ``seg`` input rows runs a Bernoulli candidate process at the largest
-    cell rate at the segment's lowest threshold (0: skipped), by geometric skips. A unit's
-    random stream depends only on the unit, so a unit whose events overflowed its cap is run
-    again alone with a larger one and gives the same events."""
+    row and segment of ``seg`` input rows gets a Bernoulli candidate rate, the largest cell
+    rate at the segment's lowest threshold (0: skipped); one cumulative-hazard walk over the
+    PEs (by ascending factor, stopping at the first that cannot fail) and their segments draws
+    the candidates. A unit's random stream depends only on the unit, so a unit whose events
+    overflowed its cap is run again alone with a larger one and gives the same events."""
     M, K = A.shape
     N = B.shape[1]
     row_folds = (K + R - 1) // R
