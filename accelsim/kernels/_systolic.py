@@ -473,51 +473,28 @@ def _ws_exact(
                                         cparams,
                                     )
                             base = start + R + m + c
-                            hit = rows
-                            for q in range(ns):
-                                if _chain_exit(bnd[q], tl):
-                                    continue
-                                r = idx[q]
-                                if _ws_mac(
-                                    A,
-                                    Ap,
-                                    m,
-                                    k0,
-                                    r,
-                                    n,
-                                    base + r,
-                                    wcol,
-                                    pth,
-                                    inv_g,
-                                    xc,
-                                    xp,
-                                    consts,
-                                    mode,
-                                    log,
-                                    counts,
-                                ):
-                                    hit = r
-                                    break
-                            # after a late MAC the partial sums below it changed: MAC by MAC
-                            for r in range(hit + 1, rows):
-                                _ws_mac(
-                                    A,
-                                    Ap,
-                                    m,
-                                    k0,
-                                    r,
-                                    n,
-                                    base + r,
-                                    wcol,
-                                    pth,
-                                    inv_g,
-                                    xc,
-                                    xp,
-                                    consts,
-                                    mode,
-                                    log,
-                                    counts,
-                                )
+                            # the flagged MACs that pass exit 3, in row order, until one is
+                            # late; after it the partial sums below changed: MAC by MAC
+                            q = 0
+                            r = -1
+                            after_late = False
+                            while True:
+                                if after_late:
+                                    r += 1
+                                    if r >= rows:
+                                        break
+                                else:
+                                    while q < ns and _chain_exit(bnd[q], tl):
+                                        q += 1
+                                    if q == ns:
+                                        break
+                                    r = idx[q]
+                                    q += 1
+                                late = _ws_mac(
+                                    A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp,
+                                    consts, mode, log, counts,
+                                )  # fmt: skip
+                                after_late = after_late or late
                     acc[m] = _wrap32(acc[m] + xc[rows])
                     xp, xc = xc, xp
             for m in range(M):
