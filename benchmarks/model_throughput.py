@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=8)
     p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="4 samples, 4 steps, 1 repeat")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_throughput.json"))
     args = p.parse_args(argv)
@@ -89,10 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     session.run(acc_nom, nominal, seed=0)  # warm-up: JIT caches, torch
     t_float, _ = _best(float_run, args.repeat)
     t_ref, _ = _best(reference_run, args.repeat)
-    t_nom, _ = _best(lambda: session.run(acc_nom, nominal, seed=0), args.repeat)
-    t_err, out = _best(
-        lambda: session.run(acc_err, OperatingPoint(VDD_TER_1E5, 1e9), seed=0), args.repeat
-    )
+    # the two runs of the ratio alternate, so a change of the machine's speed during the
+    # benchmark (common on a shared VM) affects both alike; best of each
+    t_nom = t_err = float("inf")
+    out = None
+    for _ in range(args.repeat):
+        t, _ = _best(lambda: session.run(acc_nom, nominal, seed=0), 1)
+        t_nom = min(t_nom, t)
+        t, out = _best(lambda: session.run(acc_err, OperatingPoint(VDD_TER_1E5, 1e9), seed=0), 1)
+        t_err = min(t_err, t)
     rep = out.report  # type: ignore[attr-defined]
     acc_exact = make_accelerator(hw, kernel="exact", seed=0, chip=CHIP)
     t_exact, out_exact = _best(
