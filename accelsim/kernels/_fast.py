@@ -157,6 +157,24 @@ def _above(s_sorted: np.ndarray, lo: int, hi: int, theta: float) -> int:
 # --------------------------------------------------------------------------- sampling
 
 
+@njit(cache=True, inline="always")
+def _note_late(
+    late: np.ndarray,
+    psum: np.ndarray,
+    ppsum: np.ndarray,
+    i: int,
+    j: int,
+    mask: int,
+    p: int,
+    pp: int,
+) -> None:
+    """Sample MAC ``(i, j)``: whether it is late (``mask != 0``) and, if so, its partial sums."""
+    late[i, j] = 1 if mask != 0 else 0
+    if mask != 0:
+        psum[i, j] = p
+        ppsum[i, j] = pp
+
+
 @njit(cache=True, parallel=True)
 def _ws_sample(
     A: np.ndarray,  # int8 (M, K)
@@ -191,11 +209,9 @@ def _ws_sample(
             a = int(A[m, k0 + r])
             pa = int(A[m - 1, k0 + r]) if m > 0 else 0
             cell[i, r] = strata[r] * N_CLASSES + _class(w, a, w, pa, p, pp, rmask)
-            lt = _late_mask(w, a, p, w, pa, pp, theta, consts) != 0
-            late[i, r] = 1 if lt else 0
-            if lt:
-                psum[i, r] = p
-                ppsum[i, r] = pp
+            _note_late(
+                late, psum, ppsum, i, r, _late_mask(w, a, p, w, pa, pp, theta, consts), p, pp
+            )
             p = _wrap32(p + w * a)
             pp = _wrap32(pp + w * pa) if m > 0 else 0
 
@@ -227,11 +243,8 @@ def _os_sample(
             w = int(B[k, n])
             a = int(A[m, k])
             cell[i, k] = strata[k] * N_CLASSES + _class(w, a, pw, pa, acc, prev_in, rmask)
-            lt = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts) != 0
-            late[i, k] = 1 if lt else 0
-            if lt:
-                psum[i, k] = acc
-                ppsum[i, k] = prev_in
+            mask = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts)
+            _note_late(late, psum, ppsum, i, k, mask, acc, prev_in)
             prev_in = acc
             acc = _wrap32(acc + w * a)
             pw = w
