@@ -46,7 +46,12 @@ from accelsim.rng import rng_for
 from accelsim.timing.delay import check_vdd, critical_path_ratio, normalized_delay
 from accelsim.timing.errors import TimingModel
 from accelsim.timing.sensitized import kernel_constants
-from accelsim.timing.supply import droop_triggers, supply_delay_factor, supply_droop_checked
+from accelsim.timing.supply import (
+    droop_triggers,
+    iir_coefficients,
+    supply_delay_factor,
+    supply_droop_checked,
+)
 from accelsim.timing.variation import chip_map, pe_delay_factor, typical_chip
 
 Kernel = Literal["exact", "fast", "reference"]
@@ -262,9 +267,10 @@ class Accelerator:
             if chip is None
             else chip_map(a.rows, a.cols, chip, self.timing.variation)
         )
-        self._op_cache: dict[tuple[float, float], tuple[float, FloatArray, float]] = {}
+        self._op_cache: dict[tuple[float, float], tuple[float, FloatArray, float, float]] = {}
         self._inv_pe: dict[tuple[float, float], FloatArray] = {}
         self._base_cache: dict[float, float] = {}
+        self._iir_cache: dict[float, tuple[FloatArray, FloatArray]] = {}
         self._trigger_cache: dict[
             tuple[int, int, int, float, float], tuple[int, npt.NDArray[np.int64], FloatArray]
         ] = {}
@@ -355,7 +361,9 @@ class Accelerator:
 
     # ------------------------------------------------------------------ error inputs
 
-    def _at_op(self, op: OperatingPoint) -> tuple[float, FloatArray, float]:
+    def _at_op(self, op: OperatingPoint) -> tuple[float, FloatArray, float, float]:
+        """``(ratio, PE factors, worst-case ratio x PE x supply factor, ratio x max PE factor)``
+        at ``op`` (cached)."""
         key = (op.vdd, op.freq)
         cached = self._op_cache.get(key)
         if cached is None:
@@ -369,7 +377,8 @@ class Accelerator:
             v = tm.variation
             bound = min(v.droop_amp_cap + _NOISE_BOUND_SIGMAS * v.noise_sigma, 0.5)
             g_bound = float(supply_delay_factor(np.array([bound]), op.vdd, tm.vnom, tm.delay)[0])
-            cached = (float(ratio), pe, float(ratio) * float(pe.max()) * g_bound)
+            ratio_pe = float(ratio) * float(pe.max())
+            cached = (float(ratio), pe, ratio_pe * g_bound, ratio_pe)
             self._op_cache[key] = cached
         return cached
 
@@ -390,7 +399,7 @@ class Accelerator:
         self, M: int, N: int, K: int, ctx: GemmContext, op: OperatingPoint
     ) -> ErrorInputs:
         """Ratio, PE factors and supply trace of one GEMM call at ``op`` (see module docstring)."""
-        ratio, pe, worst = self._at_op(op)
+        ratio, pe, worst, ratio_pe = self._at_op(op)
         if worst <= 1.0:
             return ErrorInputs(ratio, pe, None, False)
         key = (M, N, K, op.vdd, op.freq)
@@ -408,9 +417,14 @@ class Accelerator:
         tm = self.timing
         rng = rng_for(self.seed, "supply", ctx.module, ctx.timestep, ctx.call)
         # as supply_droop / supply_delay_factor, on arguments validated once per shape and op
-        delta = supply_droop_checked(n_cycles, float(op.freq), cycles, steps, tm.variation, rng)
+        freq = float(op.freq)
+        coeffs = self._iir_cache.get(freq)
+        if coeffs is None:
+            coeffs = iir_coefficients(freq, tm.variation)
+            self._iir_cache[freq] = coeffs
+        delta = supply_droop_checked(n_cycles, freq, cycles, steps, tm.variation, rng, coeffs)
         g = normalized_delay(op.vdd * (1.0 - delta), tm.vnom, tm.delay) / self._base_delay(op)
-        can_fail = ratio * float(pe.max()) * float(g.max()) > 1.0
+        can_fail = ratio_pe * float(g.max()) > 1.0
         return ErrorInputs(ratio, pe, g, can_fail)
 
     # ------------------------------------------------------------------ GEMM

@@ -237,6 +237,11 @@ def run_exact(
         ws_kernel(A_ws, B_ws, R, C, inv_pe, inv_g, inv_ratio, consts, mode, out_ws, log, counts)
         transpose = array.dataflow == "is"
         out = np.ascontiguousarray(out_ws.T) if transpose else out_ws
+    total = int(counts.sum())
+    if total == 0:
+        z = np.zeros(0, dtype=np.int64)
+        errors = ErrorLog(z, z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), z.copy(), 0)
+        return GemmResult(out=out, errors=errors)
     logged = np.minimum(counts, log_capacity)
     # the logged entries of each lane, lanes in order
     rows = log[np.arange(log_capacity)[None, :] < logged[:, None]]
@@ -249,6 +254,6 @@ def run_exact(
         late_mask=rows[:, 4].copy(),
         correct=rows[:, 5].copy(),
         latched=rows[:, 6].copy(),
-        total=int(counts.sum()),
+        total=total,
     )
     return GemmResult(out=out, errors=errors)

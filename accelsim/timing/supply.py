@@ -155,7 +155,7 @@ def droop_waveform(t: npt.ArrayLike, params: VariationParams) -> FloatArray:
     return result
 
 
-def _iir_coefficients(freq_hz: float, params: VariationParams) -> tuple[FloatArray, FloatArray]:
+def iir_coefficients(freq_hz: float, params: VariationParams) -> tuple[FloatArray, FloatArray]:
     """IIR ``(b, a)`` whose impulse response is the cycle-averaged unit droop (module doc)."""
     a_rate, b_rate, w_peak = _droop_constants(params)
     s = complex(-a_rate, b_rate)
@@ -259,9 +259,11 @@ def supply_droop_checked(
     stp: FloatArray,
     params: VariationParams,
     gen: np.random.Generator,
+    coeffs: tuple[FloatArray, FloatArray] | None = None,
 ) -> FloatArray:
     """:func:`supply_droop` on validated arguments (``int`` cycles, Hz, int64 trigger cycles,
-    float64 steps): the per-GEMM path of a caller that validated them once."""
+    float64 steps): the per-GEMM path of a caller that validated them once. ``coeffs``: the
+    resonator's ``iir_coefficients(f, params)`` if the caller keeps them."""
     # First droop: per-event amplitudes, then the impulse train through the resonator.
     active = np.abs(stp) > params.droop_threshold
     ev_cycles, ev_steps = cyc[active], stp[active]
@@ -269,7 +271,7 @@ def supply_droop_checked(
     spread = np.exp(params.droop_amp_spread * gen.standard_normal(ev_steps.size))
     amp = np.where(worst, params.droop_amp_worst, params.droop_amp_typical * spread)
     amp = np.minimum(np.abs(ev_steps) * amp, params.droop_amp_cap)
-    num, den = _iir_coefficients(f, params)
+    num, den = iir_coefficients(f, params) if coeffs is None else coeffs
     # Background noise: stationary Gaussian AR(1).
     phi = sigma = b0 = 0.0
     e = np.zeros(0)
