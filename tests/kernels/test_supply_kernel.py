@@ -31,7 +31,7 @@ def test_trace_equals_lfilter(seed: int) -> None:
     events = int(rng.integers(0, 12))
     cyc = np.sort(rng.integers(0, n + 200, size=events)).astype(np.int64)  # some past the end
     amp = rng.normal(0.0, 0.08, size=events)
-    # a damped resonator (poles inside the unit circle) like _iir_coefficients gives
+    # a damped resonator (poles inside the unit circle) like iir_coefficients gives
     r, w = 0.9 + 0.09 * rng.random(), rng.random() * math.pi
     num = rng.normal(size=2)
     den = np.array([1.0, -2.0 * r * math.cos(w), r * r])
