@@ -466,7 +466,8 @@ def _ws_events(
     n_cycles = inv_g.shape[0]
     nseg = (M + seg - 1) // seg
     # thresholds at or above stop[st] have no candidates in stratum st (qmax falls with theta;
-    # one bin of slack against rounding): whole blocks of PEs are skipped on it
+    # one bin of slack against rounding): a unit's walk over its PEs ends at the first whose
+    # lowest threshold reaches it
     stop = np.empty(qmax.shape[0])
     for st in range(qmax.shape[0]):
         i_zero = 0
