@@ -269,6 +269,7 @@ class Accelerator:
         )
         self._op_cache: dict[tuple[float, float], tuple[float, FloatArray, float, float]] = {}
         self._inv_pe: dict[tuple[float, float], FloatArray] = {}
+        self._pe_order: dict[tuple[float, float], npt.NDArray[np.int64]] = {}
         self._base_cache: dict[float, float] = {}
         self._iir_cache: dict[float, tuple[FloatArray, FloatArray]] = {}
         self._trigger_cache: dict[
@@ -463,8 +464,20 @@ class Accelerator:
                 }
                 if self.kernel == "fast" and self._fast is not None and M * N * K > FAST_MIN_MACS:
                     rng = rng_for(self.seed, "kernel", ctx.module, ctx.timestep, ctx.call)
+                    order = self._pe_order.get((op.vdd, op.freq))
+                    if order is None:
+                        from accelsim.kernels.fast import pe_column_order
+
+                        order = pe_column_order(inputs.pe_factor)
+                        self._pe_order[(op.vdd, op.freq)] = order
                     result = self._fast(
-                        A, B, self.hw.array, rng=rng, exact_above=self._exact_above, **kwargs
+                        A,
+                        B,
+                        self.hw.array,
+                        rng=rng,
+                        exact_above=self._exact_above,
+                        pe_order=order,
+                        **kwargs,
                     )
                 else:  # inputs validated above and by construction (chip map, supply trace)
                     inv_pe = self._inv_pe.get((op.vdd, op.freq))

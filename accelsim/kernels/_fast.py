@@ -256,28 +256,24 @@ def _os_sample(
 
 @njit(cache=True, inline="always")
 def _dot(x: np.ndarray, i: int, y: np.ndarray, j: int, lo: int, hi: int) -> int:
-    """``sum(x[i, lo:hi] * y[j, lo:hi])`` of int8 rows of contiguous matrices (vectorized by
-    LLVM; no row views, which would cost reference counting per call)."""
-    s = np.int32(0)
-    for t in range(lo, hi):
-        s += np.int32(x[i, t]) * np.int32(y[j, t])
-    return int(s)
+    """``sum(x[i, lo:hi] * y[j, lo:hi])`` of int8 rows of contiguous matrices.
+
+    The loop runs over 1-D row slices: LLVM vectorizes it (about 8 ns for 64 elements here),
+    while the same loop over 2-D indices ``x[i, t]`` stayed scalar (about 55 ns)."""
+    xr = x[i, lo:hi]
+    yr = y[j, lo:hi]
+    s = 0
+    for t in range(yr.shape[0]):
+        s += xr[t] * yr[t]
+    return s
 
 
 @njit(cache=True, inline="always")
 def _dot2(x: np.ndarray, i: int, y: np.ndarray, j: int, lo: int, hi: int) -> tuple[int, int]:
-    """``(x[i] . y[j], x[i - 1] . y[j])`` over ``lo:hi`` (0 for row -1), in one pass."""
-    s = np.int32(0)
-    sp = np.int32(0)
-    if i > 0:
-        for t in range(lo, hi):
-            b = np.int32(y[j, t])
-            s += np.int32(x[i, t]) * b
-            sp += np.int32(x[i - 1, t]) * b
-    else:
-        for t in range(lo, hi):
-            s += np.int32(x[i, t]) * np.int32(y[j, t])
-    return int(s), int(sp)
+    """``(x[i] . y[j], x[i - 1] . y[j])`` over ``lo:hi`` (0 for row -1), as :func:`_dot`."""
+    s = _dot(x, i, y, j, lo, hi)
+    sp = _dot(x, i - 1, y, j, lo, hi) if i > 0 else 0
+    return s, sp
 
 
 @njit(cache=True, inline="always")
@@ -416,6 +412,28 @@ def _ws_windows(
     for f in prange(n_folds):
         _window_min(inv_g, f * per_fold + R, seg, out[f])
     return out
+
+
+@njit(cache=True)
+def _ws_diag_bounds(
+    winmin: np.ndarray, diagonals: int, seg: int, nseg: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(min, max)`` over the segments of each fold and PE diagonal ``d = r + c``:
+    ``winmin[f, d + j * seg]`` for ``j < nseg`` (float64 ``(n_folds, diagonals)`` each)."""
+    n_folds = winmin.shape[0]
+    lo = np.empty((n_folds, diagonals))
+    hi = np.empty((n_folds, diagonals))
+    for f in range(n_folds):
+        for d in range(diagonals):
+            a = winmin[f, d]
+            b = a
+            for j in range(1, nseg):
+                x = winmin[f, d + j * seg]
+                a = min(a, x)
+                b = max(b, x)
+            lo[f, d] = a
+            hi[f, d] = b
+    return lo, hi
 
 
 @njit(cache=True, parallel=True)

@@ -395,9 +395,10 @@ def _ws_exact(
                 if pmin * gmin >= 1.0:
                     # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
                     for m in range(M):
+                        arow = A[m, k0 : k0 + rows]  # a 1-D slice: the loop vectorizes
                         s = 0
                         for r in range(rows):
-                            s += wcol[r] * np.int32(A[m, k0 + r])
+                            s += wcol[r] * arow[r]
                         acc[m] = _wrap32(acc[m] + s)
                     continue
                 # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
@@ -545,9 +546,11 @@ def _os_exact(
             start = f * per_fold
             pth = inv_ratio * inv_pe[r, c]
             if pth * gwin[f, r + c] >= 1.0:
+                arow = A[m]  # 1-D rows: the loop vectorizes (2-D indices stayed scalar)
+                brow = BT[n]
                 s = 0
                 for k in range(K):
-                    s += np.int32(A[m, k]) * np.int32(BT[n, k])
+                    s += arow[k] * brow[k]
                 out[m, n] = _wrap32(s)
                 continue
             acc = 0

@@ -104,10 +104,12 @@ counter-based generator per unit, so the result is identical at any numba thread
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from accelsim.config import ArrayConfig
-from accelsim.errors import ConfigError
+from accelsim.errors import ConfigError, ShapeError
 from accelsim.kernels import _fast, _mac
 from accelsim.kernels.exact import (
     MANIFESTATIONS,
@@ -181,6 +183,18 @@ def _strata(depth: int) -> np.ndarray:
     return strata
 
 
+@functools.lru_cache(maxsize=64)
+def _depth_tables(depth: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``(_strata(depth), _cell_levels(strata))`` kept per chain depth (they depend on the
+    depth only and cost ~0.3 ms per GEMM to rebuild). The levels are read-only; the strata stay
+    writable, the numba kernels take them (a read-only array would be another signature)."""
+    strata = _strata(depth)
+    levels = tuple(_cell_levels(strata))
+    for a in levels:
+        a.setflags(write=False)
+    return strata, levels
+
+
 def fast_gemm(
     A: np.ndarray,
     B: np.ndarray,
@@ -195,6 +209,7 @@ def fast_gemm(
     rng: np.random.Generator,
     max_sample_macs: int | None = None,
     exact_above: float | None = None,
+    pe_order: np.ndarray | None = None,
 ) -> GemmResult:
     """``A @ B`` with timing errors sampled like :func:`~accelsim.kernels.exact.exact_gemm`'s.
 
@@ -203,7 +218,9 @@ def fast_gemm(
     delay model (default ``max(2**16, MACs // 2048)``); the method is in the module docstring.
     ``exact_above``: when the sample puts this GEMM's per-MAC error rate above it, run the
     exact kernel instead and return its result (there it is the faster of the two: see
-    :data:`EXACT_ABOVE_TER`); None (default) always samples.
+    :data:`EXACT_ABOVE_TER`); None (default) always samples. ``pe_order``: the caller's cached
+    :func:`pe_column_order` of ``pe_factor`` (a caller running many GEMMs at one operating
+    point saves its sort, ~0.3 ms per call); None computes it.
     """
     return _fast_gemm(
         A,
@@ -218,7 +235,18 @@ def fast_gemm(
         rng=rng,
         max_sample_macs=max_sample_macs,
         exact_above=exact_above,
+        pe_order=pe_order,
     )
+
+
+def pe_column_order(pe_factor: np.ndarray) -> np.ndarray:
+    """The PE columns of each array row by descending delay factor (ties by column), int64
+    ``(rows, cols)``: the order in which the ws event sampler visits a row's PEs."""
+    pe = np.asarray(pe_factor, dtype=np.float64)
+    if pe.ndim != 2 or pe.size == 0:
+        raise ShapeError(f"pe_factor: got shape {pe.shape}, expected a non-empty 2-D array")
+    order: np.ndarray = _fast._pe_order(np.ascontiguousarray(1.0 / pe))
+    return order
 
 
 def _fast_gemm(
@@ -237,6 +265,7 @@ def _fast_gemm(
     rate_scale: float = 1.0,
     mask_shift: int = 0,
     exact_above: float | None = None,
+    pe_order: np.ndarray | None = None,
 ) -> GemmResult:
     """:func:`fast_gemm` with test hooks that bias it on purpose (negative tests only):
     ``rate_scale`` multiplies every error probability, ``mask_shift`` shifts late masks up."""
@@ -326,13 +355,15 @@ def _fast_gemm(
         per_fold = 2 * R + C + M - 2
         span = R + C - 1 + ((M + seg - 1) // seg) * seg
         winmin = _fast._ws_windows(inv_g, R, M, n_folds, per_fold, seg, span)
-        seg_x = np.arange(R + C - 1)[:, None] + seg * np.arange((M + seg - 1) // seg)[None, :]
-        seg_win = winmin[:, seg_x]
-        diag_min = np.ascontiguousarray(seg_win.min(axis=2))
-        diag_max = np.ascontiguousarray(seg_win.max(axis=2))
+        diag_min, diag_max = _fast._ws_diag_bounds(winmin, R + C - 1, seg, (M + seg - 1) // seg)
         row_min = inv_ratio * inv_pe.min(axis=1)
         unit_theta = np.ascontiguousarray(np.outer(diag_min.min(axis=1), row_min).reshape(-1))
-        pe_order = _fast._pe_order(inv_pe)
+        if pe_order is not None and (pe_order.shape != (R, C) or pe_order.dtype != np.int64):
+            raise ShapeError(
+                f"pe_order: got {pe_order.dtype} {pe_order.shape}, expected int64 {(R, C)} "
+                "(pe_column_order(pe_factor))"
+            )
+        order: np.ndarray = _fast._pe_order(inv_pe) if pe_order is None else pe_order
         qmax = np.ascontiguousarray(tab.max(axis=1))
         with np.errstate(divide="ignore"):
             hmax = -np.log1p(-qmax)
@@ -364,7 +395,7 @@ def _fast_gemm(
         ws_args = (
             A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, rmask, sampler.strata, cells.n,
             cells.off, cells.s, cells.arr, tab, qmax, hmax, theta_floor, inv_width, winmin,
-            diag_min, diag_max, unit_theta, pe_order, seg, seed, float(rate_scale),
+            diag_min, diag_max, unit_theta, order, seg, seed, float(rate_scale),
         )  # fmt: skip
         _fast._ws_events(*ws_args, units, offsets, caps, counts, buf)
         over = counts > caps
@@ -526,7 +557,7 @@ def _cell_levels(strata: np.ndarray) -> list[np.ndarray]:
     ]
 
 
-def _cell_map(strata: np.ndarray, donors: int, n_cell: np.ndarray | None) -> np.ndarray:
+def _cell_map(levels: tuple[np.ndarray, ...], donors: int, n_cell: np.ndarray | None) -> np.ndarray:
     """Representative cell (the group's smallest cell index) of each cell's group.
 
     The starting level depends on the donors (few donors: coarse cells, less estimation
@@ -535,8 +566,8 @@ def _cell_map(strata: np.ndarray, donors: int, n_cell: np.ndarray | None) -> np.
     :data:`MIN_CELL_MACS` sampled MACs is pooled with the other sparse groups of its parent at
     the next level, up to the coarsest level. The groups partition the cells, so each group's
     rate estimate (donors / sampled MACs of the group) stays unbiased for the group.
+    ``levels``: :func:`_cell_levels` of the strata.
     """
-    levels = _cell_levels(strata)
     start = 0 if donors >= MERGE_FULL else (1 if donors >= MERGE_COARSE else 3)
     size = levels[0].size
     label = levels[start] + start * size  # labels of level L are L * size + parent
@@ -598,7 +629,7 @@ class _Sampler:
         N = B.shape[1]
         depth = K if os_flow else min(R, K)
         self.lane_len = depth
-        self.strata = _strata(depth)
+        self.strata, self.levels = _depth_tables(depth)
         self.n_strata = int(self.strata.max()) + 1
         self.n_lanes = M * N if os_flow else M * N * ((K + R - 1) // R)
 
@@ -670,7 +701,7 @@ class _Sampler:
         # (0 at the fold's first row), os the accumulator itself
         prev = p_in if self.os_flow else np.where(m > 0, _wrap(pp_in + pw * pa), 0)
         # merge cells while the donors are few (each merged cell shares one donor range)
-        cmap = _cell_map(self.strata, li.size, None if census else n)
+        cmap = _cell_map(self.levels, li.size, None if census else n)
         n = np.bincount(cmap, weights=n, minlength=n_cells)[cmap]
         dcell = cmap[cell[li, di]]
         order = np.lexsort((s, dcell))

@@ -14,7 +14,7 @@ from scipy import stats
 from accelsim.config import ArrayConfig
 from accelsim.errors import ConfigError, ShapeError
 from accelsim.kernels.exact import GemmResult, exact_gemm
-from accelsim.kernels.fast import _fast_gemm, exact_int_matmul, fast_gemm
+from accelsim.kernels.fast import _fast_gemm, exact_int_matmul, fast_gemm, pe_column_order
 from accelsim.timing.sensitized import default_sensitized_params, kernel_constants
 
 CONSTS = kernel_constants(default_sensitized_params())
@@ -356,3 +356,39 @@ def test_high_rate_gemm_hands_over_to_the_exact_kernel(dataflow):
     for limit in (None, 0.5):
         sampled = fast_gemm(A, B, arr, **kw, rng=np.random.default_rng(1), exact_above=limit)
         assert not np.array_equal(sampled.out, exact.out)
+
+
+def test_cached_pe_order_gives_the_same_result():
+    """A caller's cached ``pe_column_order`` is what the kernel computes itself; a wrong
+    shape or dtype is a one-line error."""
+    A, B, pe, g = _chip(5, "ws")
+    array = ArrayConfig(*ARRAY, "ws")
+    order = pe_column_order(pe)
+    inv = 1.0 / pe
+    assert order.shape == pe.shape and order.dtype == np.int64
+    for r in range(pe.shape[0]):  # slowest PE first, ties by column
+        keys = list(zip(inv[r, order[r]], order[r], strict=True))
+        assert keys == sorted(keys)
+    kwargs = dict(ratio=1.05, consts=CONSTS, pe_factor=pe, supply_factor=g)
+    own = fast_gemm(A, B, array, rng=np.random.default_rng(4), **kwargs)
+    cached = fast_gemm(A, B, array, rng=np.random.default_rng(4), pe_order=order, **kwargs)
+    assert own.errors.total > 0
+    np.testing.assert_array_equal(own.out, cached.out)
+    np.testing.assert_array_equal(own.errors.latched, cached.errors.latched)
+    with pytest.raises(ShapeError, match="pe_order: got int64"):
+        fast_gemm(A, B, array, rng=np.random.default_rng(4), pe_order=order[:-1], **kwargs)
+    with pytest.raises(ShapeError, match="pe_factor: got shape"):
+        pe_column_order(np.ones(4))
+
+
+def test_diagonal_window_bounds_match_numpy():
+    """``_ws_diag_bounds``: min and max over each diagonal's segments, as fancy indexing."""
+    from accelsim.kernels import _fast
+
+    rng = np.random.default_rng(8)
+    diagonals, seg, nseg = 31, 8, 5
+    winmin = rng.random((3, diagonals + seg * nseg))
+    lo, hi = _fast._ws_diag_bounds(winmin, diagonals, seg, nseg)
+    idx = np.arange(diagonals)[:, None] + seg * np.arange(nseg)[None, :]
+    np.testing.assert_array_equal(lo, winmin[:, idx].min(axis=2))
+    np.testing.assert_array_equal(hi, winmin[:, idx].max(axis=2))
