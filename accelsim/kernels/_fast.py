@@ -24,7 +24,17 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from accelsim.kernels._mac import _ACC, _RIPPLE, _late_mask, _longest_run
+from accelsim.kernels._mac import (
+    _ACC,
+    _CMASK,
+    _NBIN,
+    _PMASK,
+    _RIPPLE,
+    _XMASK,
+    _late_mask,
+    _late_mask_tail,
+    _longest_run,
+)
 from accelsim.kernels._systolic import _manifest, _window_min, _wrap32
 
 #: Product classes: the change of the product ``|w*a - pw*pa|`` (0, 1-6, 7-10, >= 11 bits) x
@@ -191,29 +201,70 @@ def _ws_sample(
     psum: np.ndarray,  # int64 (L, R) out: psum_in (written where late only)
     ppsum: np.ndarray,  # int64 (L, R) out: previous input row's psum_in (where late only)
 ) -> None:
+    """Per lane: the chain's operands and error-free partial sums first (a scan), then the
+    classes and the exit-2 screen of ``_late_mask`` over the chain in branch-free loops that
+    vectorize, then the rest of ``_late_mask`` (``_late_mask_tail``) for the flagged MACs only:
+    the same cells and late flags as ``_late_mask`` per MAC, at about half the cost."""
     K = A.shape[1]
+    D = cell.shape[1]
+    L = lane_m.shape[0]
     rmask = _ripple_mask(consts)
-    for i in prange(lane_m.shape[0]):
-        m = lane_m[i]
-        n = lane_n[i]
-        k0 = lane_rf[i] * R
-        rows = min(R, K - k0)
-        p = 0
-        pp = 0
-        for r in range(cell.shape[1]):
-            if r >= rows:
-                cell[i, r] = -1
+    word = 0xFFFFFFFF
+    screen = theta < 1.0  # exit 1 of _late_mask: nothing is late at theta >= 1
+    ib = int(theta * _NBIN) if screen else 0
+    cmk = int(consts[_CMASK + ib])
+    pmk = int(consts[_PMASK + ib])
+    xmk = int(consts[_XMASK + ib])
+    n_chunks = min(L, 16)  # lanes in chunks, each with its scratch rows
+    for ch in prange(n_chunks):
+        wv = np.zeros(D, dtype=np.int64)
+        av = np.zeros(D, dtype=np.int64)
+        pav = np.zeros(D, dtype=np.int64)
+        pv = np.zeros(D, dtype=np.int64)
+        ppv = np.zeros(D, dtype=np.int64)
+        risky = np.zeros(D, dtype=np.int64)
+        for i in range(ch * L // n_chunks, (ch + 1) * L // n_chunks):
+            m = lane_m[i]
+            n = lane_n[i]
+            k0 = lane_rf[i] * R
+            rows = min(R, K - k0)
+            p = 0
+            pp = 0
+            for r in range(rows):
+                w = int(B[k0 + r, n])
+                a = int(A[m, k0 + r])
+                pa = int(A[m - 1, k0 + r]) if m > 0 else 0
+                wv[r] = w
+                av[r] = a
+                pav[r] = pa
+                pv[r] = p
+                ppv[r] = pp
+                p = _wrap32(p + w * a)
+                pp = _wrap32(pp + w * pa) if m > 0 else 0
+            crow = cell[i]
+            for r in range(rows):
+                crow[r] = strata[r] * N_CLASSES + _class(
+                    wv[r], av[r], wv[r], pav[r], pv[r], ppv[r], rmask
+                )
+            for r in range(rows, D):
+                crow[r] = -1
                 late[i, r] = 0
-                continue
-            w = int(B[k0 + r, n])
-            a = int(A[m, k0 + r])
-            pa = int(A[m - 1, k0 + r]) if m > 0 else 0
-            cell[i, r] = strata[r] * N_CLASSES + _class(w, a, w, pa, p, pp, rmask)
-            _note_late(
-                late, psum, ppsum, i, r, _late_mask(w, a, p, w, pa, pp, theta, consts), p, pp
-            )
-            p = _wrap32(p + w * a)
-            pp = _wrap32(pp + w * pa) if m > 0 else 0
+            # exit 2 of _late_mask (pw = w in ws): toggled output bits with a possibly late cause
+            for r in range(rows):
+                xn = pv[r] & word
+                xo = ppv[r] & word
+                yn = (wv[r] * av[r]) & word
+                yo = (wv[r] * pav[r]) & word
+                sn = (xn + yn) & word
+                so = (xo + yo) & word
+                dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+                risky[r] = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+            for r in range(rows):
+                mask = 0
+                if screen and risky[r] != 0:
+                    w = wv[r]
+                    mask = _late_mask_tail(w, av[r], pv[r], w, pav[r], ppv[r], theta, consts)
+                _note_late(late, psum, ppsum, i, r, mask, pv[r], ppv[r])
 
 
 @njit(cache=True, parallel=True)
