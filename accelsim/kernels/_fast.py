@@ -267,6 +267,48 @@ def _ws_sample(
                 _note_late(late, psum, ppsum, i, r, mask, pv[r], ppv[r])
 
 
+@njit(cache=True)
+def _sample_stats(
+    cell: np.ndarray, late: np.ndarray, n_cells: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Of a sample's ``cell`` / ``late`` arrays ``(L, D)``: sampled MACs per cell (float64,
+    cells ``-1`` skipped), the late MACs' lane and depth indices in row-major order (as
+    ``np.nonzero(late)``) and the number of sampled MACs, in one pass each."""
+    counts = np.zeros(n_cells)
+    n_late = 0
+    sampled = 0
+    L, D = cell.shape
+    for i in range(L):
+        for j in range(D):
+            cl = cell[i, j]
+            if cl >= 0:
+                counts[cl] += 1.0
+                sampled += 1
+            n_late += late[i, j] != 0
+    li = np.empty(n_late, dtype=np.int64)
+    di = np.empty(n_late, dtype=np.int64)
+    q = 0
+    for i in range(L):
+        for j in range(D):
+            if late[i, j] != 0:
+                li[q] = i
+                di[q] = j
+                q += 1
+    return counts, li, di, sampled
+
+
+@njit(cache=True)
+def _unit_rows(buf: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``buf[offsets[u] : offsets[u] + rows[u]]`` of every unit ``u``, concatenated in order."""
+    out = np.empty((rows.sum(), buf.shape[1]), dtype=buf.dtype)
+    q = 0
+    for u in range(offsets.shape[0]):
+        for e in range(offsets[u], offsets[u] + rows[u]):
+            out[q] = buf[e]
+            q += 1
+    return out
+
+
 @njit(cache=True, parallel=True)
 def _os_sample(
     A: np.ndarray,
@@ -368,10 +410,12 @@ def _bound_table(
     Rates fall with theta, so the entry of the bin *below* a MAC's threshold bounds its
     rate: the thinning's first stage then costs one lookup per candidate."""
     width = (1.0 - theta_lo) / N_TBIN
+    done = np.empty(2 * N_LANE, dtype=np.int64)  # donor ranges (their lo) already swept
     for st in range(n_strata):
         for dp in range(4):
             for i in range(N_TBIN):
                 tab[st, dp, i] = 0.0
+            n_done = 0
             for lc in range(N_LANE):
                 for opp in range(2 if dp > 0 else 1):
                     cl = st * N_CLASSES + lc * N_PCLASS + 2 * dp + opp
@@ -379,6 +423,14 @@ def _bound_table(
                     hi = cell_off[cl, 1]
                     if hi == lo or cell_n[cl] == 0:
                         continue
+                    # merged cells share one donor range and size: one sweep per range
+                    seen = False
+                    for q in range(n_done):
+                        seen = seen or done[q] == lo
+                    if seen:
+                        continue
+                    done[n_done] = lo
+                    n_done += 1
                     j = lo  # donors lo..j-1 have s <= theta_i (ascending sweep)
                     for i in range(N_TBIN):
                         theta = theta_lo + i * width

@@ -399,8 +399,7 @@ def _fast_gemm(
         )  # fmt: skip
         _fast._ws_events(*ws_args, units, offsets, caps, counts, buf)
         over = counts > caps
-        kept = np.arange(room)[None, :] < np.where(over, 0, counts)[:, None]
-        ev = buf.reshape(n_units, room, 6)[kept]
+        ev = _fast._unit_rows(buf, offsets, np.where(over, 0, counts))
         if over.any():
             units2 = units[over]
             caps2 = counts[over]
@@ -670,15 +669,14 @@ class _Sampler:
     def count_late(self, lanes: np.ndarray) -> tuple[int, int]:
         """(late MACs, sampled MACs) at the smallest threshold."""
         _, _, _, cell, late, _, _ = self._run(lanes)
-        return int(late.sum()), int(np.count_nonzero(cell >= 0))
+        _, li, _, sampled = _fast._sample_stats(cell, late, self.n_strata * _fast.N_CLASSES)
+        return int(li.size), int(sampled)
 
     def cells(self, lanes: np.ndarray, census: bool = False) -> _Cells:
         """Cell sizes and donors of the chains ``lanes`` (``census``: every chain once)."""
         lm, ln, lrf, cell, late, psum, ppsum = self._run(lanes)
         n_cells = self.n_strata * _fast.N_CLASSES
-        valid = cell >= 0
-        n = np.bincount(cell[valid], minlength=n_cells).astype(np.float64)
-        li, di = np.nonzero(late)
+        n, li, di, sampled = _fast._sample_stats(cell, late, n_cells)
         m, nn = lm[li], ln[li]
         if self.os_flow:
             k = di
@@ -716,5 +714,5 @@ class _Sampler:
             prev[order],
             (w * a)[order],
             np.ascontiguousarray(np.stack([m, nn, k], axis=1)[order]),
-            int(np.count_nonzero(valid)),
+            int(sampled),
         )
