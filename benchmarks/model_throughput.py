@@ -57,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="4 samples, 4 steps, 1 repeat")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "model_throughput.json"))
+    p.add_argument(
+        "--out",
+        default=None,
+        help="JSON file (default results/model_throughput.json; --quick: "
+        "results/model_throughput_quick.json, so a quick check never replaces the full run's)",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.samples, args.steps, args.repeat = 4, 4, 1
@@ -130,8 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             "load_avg_1m": os.getloadavg()[0],
         },
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    name = "model_throughput_quick.json" if args.quick else "model_throughput.json"
+    out_path = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / name
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=1) + "\n")
     json.dump(result, sys.stdout, indent=1)
     sys.stdout.write("\n")
     return 0
