@@ -186,11 +186,10 @@ def _strata(depth: int) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _depth_tables(depth: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
     """``(_strata(depth), _cell_levels(strata))`` kept per chain depth (they depend on the
-    depth only and cost ~0.3 ms per GEMM to rebuild). The levels are read-only; the strata stay
-    writable, the numba kernels take them (a read-only array would be another signature)."""
+    depth only and cost ~0.3 ms per GEMM to rebuild), read-only."""
     strata = _strata(depth)
     levels = tuple(_cell_levels(strata))
-    for a in levels:
+    for a in (strata, *levels):
         a.setflags(write=False)
     return strata, levels
 
@@ -628,7 +627,9 @@ class _Sampler:
         N = B.shape[1]
         depth = K if os_flow else min(R, K)
         self.lane_len = depth
-        self.strata, self.levels = _depth_tables(depth)
+        strata, self.levels = _depth_tables(depth)
+        # a writable copy for the numba kernels (a read-only array is another signature)
+        self.strata = strata.copy()
         self.n_strata = int(self.strata.max()) + 1
         self.n_lanes = M * N if os_flow else M * N * ((K + R - 1) // R)
 
