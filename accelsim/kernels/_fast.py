@@ -323,25 +323,67 @@ def _os_sample(
     psum: np.ndarray,  # int64 (L, K) out
     ppsum: np.ndarray,
 ) -> None:
+    """As :func:`_ws_sample` for os chains (the accumulator of output ``(m, n)`` over ``k``;
+    the previous cycle is MAC ``k - 1`` of the same chain)."""
     K = A.shape[1]
+    L = lane_m.shape[0]
     rmask = _ripple_mask(consts)
-    for i in prange(lane_m.shape[0]):
-        m = lane_m[i]
-        n = lane_n[i]
-        acc = 0
-        prev_in = 0
-        pw = 0
-        pa = 0
-        for k in range(K):
-            w = int(B[k, n])
-            a = int(A[m, k])
-            cell[i, k] = strata[k] * N_CLASSES + _class(w, a, pw, pa, acc, prev_in, rmask)
-            mask = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts)
-            _note_late(late, psum, ppsum, i, k, mask, acc, prev_in)
-            prev_in = acc
-            acc = _wrap32(acc + w * a)
-            pw = w
-            pa = a
+    word = 0xFFFFFFFF
+    screen = theta < 1.0
+    ib = int(theta * _NBIN) if screen else 0
+    cmk = int(consts[_CMASK + ib])
+    pmk = int(consts[_PMASK + ib])
+    xmk = int(consts[_XMASK + ib])
+    n_chunks = min(L, 16)
+    for ch in prange(n_chunks):
+        wv = np.zeros(K, dtype=np.int64)
+        av = np.zeros(K, dtype=np.int64)
+        pwv = np.zeros(K, dtype=np.int64)
+        pav = np.zeros(K, dtype=np.int64)
+        pv = np.zeros(K, dtype=np.int64)
+        ppv = np.zeros(K, dtype=np.int64)
+        risky = np.zeros(K, dtype=np.int64)
+        for i in range(ch * L // n_chunks, (ch + 1) * L // n_chunks):
+            m = lane_m[i]
+            n = lane_n[i]
+            acc = 0
+            prev_in = 0
+            pw = 0
+            pa = 0
+            for k in range(K):
+                w = int(B[k, n])
+                a = int(A[m, k])
+                wv[k] = w
+                av[k] = a
+                pwv[k] = pw
+                pav[k] = pa
+                pv[k] = acc
+                ppv[k] = prev_in
+                prev_in = acc
+                acc = _wrap32(acc + w * a)
+                pw = w
+                pa = a
+            crow = cell[i]
+            for k in range(K):
+                crow[k] = strata[k] * N_CLASSES + _class(
+                    wv[k], av[k], pwv[k], pav[k], pv[k], ppv[k], rmask
+                )
+            for k in range(K):
+                xn = pv[k] & word
+                xo = ppv[k] & word
+                yn = (wv[k] * av[k]) & word
+                yo = (pwv[k] * pav[k]) & word
+                sn = (xn + yn) & word
+                so = (xo + yo) & word
+                dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+                risky[k] = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+            for k in range(K):
+                mask = 0
+                if screen and risky[k] != 0:
+                    mask = _late_mask_tail(
+                        wv[k], av[k], pv[k], pwv[k], pav[k], ppv[k], theta, consts
+                    )
+                _note_late(late, psum, ppsum, i, k, mask, pv[k], ppv[k])
 
 
 # --------------------------------------------------------------------------- events
