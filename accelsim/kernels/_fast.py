@@ -386,6 +386,85 @@ def _os_sample(
                 _note_late(late, psum, ppsum, i, k, mask, pv[k], ppv[k])
 
 
+# --------------------------------------------------------------------------- transpose
+
+
+@njit(cache=True, parallel=True)
+def _transpose_words(bv: np.ndarray) -> np.ndarray:
+    """Transpose of an int8 ``(K, N)`` matrix given as its uint64 view ``(K, N // 8)``
+    (``K``, ``N`` multiples of 8), returned as the uint64 view ``(N, K // 8)`` of ``B^T``.
+
+    Each 8x8 block of bytes is 8 words; three rounds of masked swaps (bytes, then byte
+    pairs, then halves, between words 1, 2 and 4 apart) transpose it in registers: about 4x
+    faster than an element-wise copy here (0.23 vs 0.8 ms for 1152x1152 on one thread)."""
+    K = bv.shape[0]
+    nw = bv.shape[1]
+    out = np.empty((nw * 8, K // 8), dtype=np.uint64)
+    m1 = np.uint64(0x00FF00FF00FF00FF)
+    m2 = np.uint64(0x0000FFFF0000FFFF)
+    m4 = np.uint64(0x00000000FFFFFFFF)
+    s8 = np.uint64(8)
+    s16 = np.uint64(16)
+    s32 = np.uint64(32)
+    for nb in prange(nw):
+        for kb in range(K // 8):
+            k = kb * 8
+            r0 = bv[k, nb]
+            r1 = bv[k + 1, nb]
+            r2 = bv[k + 2, nb]
+            r3 = bv[k + 3, nb]
+            r4 = bv[k + 4, nb]
+            r5 = bv[k + 5, nb]
+            r6 = bv[k + 6, nb]
+            r7 = bv[k + 7, nb]
+            t = ((r0 >> s8) ^ r1) & m1
+            r1 ^= t
+            r0 ^= t << s8
+            t = ((r2 >> s8) ^ r3) & m1
+            r3 ^= t
+            r2 ^= t << s8
+            t = ((r4 >> s8) ^ r5) & m1
+            r5 ^= t
+            r4 ^= t << s8
+            t = ((r6 >> s8) ^ r7) & m1
+            r7 ^= t
+            r6 ^= t << s8
+            t = ((r0 >> s16) ^ r2) & m2
+            r2 ^= t
+            r0 ^= t << s16
+            t = ((r1 >> s16) ^ r3) & m2
+            r3 ^= t
+            r1 ^= t << s16
+            t = ((r4 >> s16) ^ r6) & m2
+            r6 ^= t
+            r4 ^= t << s16
+            t = ((r5 >> s16) ^ r7) & m2
+            r7 ^= t
+            r5 ^= t << s16
+            t = ((r0 >> s32) ^ r4) & m4
+            r4 ^= t
+            r0 ^= t << s32
+            t = ((r1 >> s32) ^ r5) & m4
+            r5 ^= t
+            r1 ^= t << s32
+            t = ((r2 >> s32) ^ r6) & m4
+            r6 ^= t
+            r2 ^= t << s32
+            t = ((r3 >> s32) ^ r7) & m4
+            r7 ^= t
+            r3 ^= t << s32
+            n = nb * 8
+            out[n, kb] = r0
+            out[n + 1, kb] = r1
+            out[n + 2, kb] = r2
+            out[n + 3, kb] = r3
+            out[n + 4, kb] = r4
+            out[n + 5, kb] = r5
+            out[n + 6, kb] = r6
+            out[n + 7, kb] = r7
+    return out
+
+
 # --------------------------------------------------------------------------- events
 
 

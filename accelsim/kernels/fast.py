@@ -238,6 +238,24 @@ def fast_gemm(
     )
 
 
+def transpose_int8(B: np.ndarray) -> np.ndarray:
+    """``np.ascontiguousarray(B.T)`` of an int8 matrix; by 8x8 byte blocks in 64-bit words
+    (``_fast._transpose_words``) when both sides are multiples of 8 and the data is 8-byte
+    aligned and contiguous (little-endian byte order, as on x86 and ARM hosts)."""
+    K, N = B.shape
+    if (
+        K % 8 == 0
+        and N % 8 == 0
+        and K * N > 0
+        and B.flags.c_contiguous
+        and B.ctypes.data % 8 == 0
+        and np.little_endian
+    ):
+        words: np.ndarray = _fast._transpose_words(B.view(np.uint64))
+        return words.view(np.int8)
+    return np.ascontiguousarray(B.T)
+
+
 def pe_column_order(pe_factor: np.ndarray) -> np.ndarray:
     """The PE columns of each array row by descending delay factor (ties by column), int64
     ``(rows, cols)``: the order in which the ws event sampler visits a row's PEs."""
@@ -338,7 +356,7 @@ def _fast_gemm(
         theta_floor, sampler.n_strata, cells.n, cells.off, cells.s, float(rate_scale), tab
     )
     inv_width = _fast.N_TBIN / (1.0 - theta_floor)
-    BT = np.ascontiguousarray(B_k.T)
+    BT = transpose_int8(B_k)
     rmask = int(_fast._ripple_mask(consts))
     if os_flow:
         S = sampler.n_strata

@@ -14,7 +14,13 @@ from scipy import stats
 from accelsim.config import ArrayConfig
 from accelsim.errors import ConfigError, ShapeError
 from accelsim.kernels.exact import GemmResult, exact_gemm
-from accelsim.kernels.fast import _fast_gemm, exact_int_matmul, fast_gemm, pe_column_order
+from accelsim.kernels.fast import (
+    _fast_gemm,
+    exact_int_matmul,
+    fast_gemm,
+    pe_column_order,
+    transpose_int8,
+)
 from accelsim.timing.sensitized import default_sensitized_params, kernel_constants
 
 CONSTS = kernel_constants(default_sensitized_params())
@@ -392,3 +398,19 @@ def test_diagonal_window_bounds_match_numpy():
     idx = np.arange(diagonals)[:, None] + seg * np.arange(nseg)[None, :]
     np.testing.assert_array_equal(lo, winmin[:, idx].min(axis=2))
     np.testing.assert_array_equal(hi, winmin[:, idx].max(axis=2))
+
+
+@pytest.mark.parametrize(
+    "shape", [(8, 8), (64, 24), (1152, 128), (7, 16), (16, 12), (1, 1), (0, 8)]
+)
+def test_transpose_int8_matches_numpy(shape):
+    """The 8x8-block word transpose equals ``B.T`` (and the fallback covers other shapes,
+    unaligned and non-contiguous inputs)."""
+    rng = np.random.default_rng(sum(shape))
+    B = rng.integers(-128, 128, size=shape).astype(np.int8)
+    BT = transpose_int8(B)
+    assert BT.dtype == np.int8 and BT.flags.c_contiguous
+    np.testing.assert_array_equal(BT, B.T)
+    big = rng.integers(-128, 128, size=(33, 65)).astype(np.int8)
+    for view in (big[1:17, 1:33], big[:16, ::2], big[:8, :64]):  # unaligned, strided, aligned
+        np.testing.assert_array_equal(transpose_int8(view), view.T)
