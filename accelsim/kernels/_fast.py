@@ -185,6 +185,61 @@ def _note_late(
         ppsum[i, j] = pp
 
 
+@njit(cache=True, inline="always")
+def _screen_masks(theta: float, consts: np.ndarray) -> tuple[bool, int, int, int]:
+    """``(theta < 1, carry, product, psum masks)`` of exit 2 of ``_late_mask`` at ``theta``."""
+    screen = theta < 1.0  # exit 1: nothing is late at theta >= 1
+    ib = int(theta * _NBIN) if screen else 0
+    return screen, int(consts[_CMASK + ib]), int(consts[_PMASK + ib]), int(consts[_XMASK + ib])
+
+
+@njit(cache=True, inline="always")
+def _sample_chain(
+    i: int,
+    count: int,
+    strata: np.ndarray,
+    wv: np.ndarray,
+    av: np.ndarray,
+    pwv: np.ndarray,
+    pav: np.ndarray,
+    pv: np.ndarray,
+    ppv: np.ndarray,
+    rmask: int,
+    masks: tuple[bool, int, int, int],
+    theta: float,
+    consts: np.ndarray,
+    risky: np.ndarray,
+    cell: np.ndarray,
+    late: np.ndarray,
+    psum: np.ndarray,
+    ppsum: np.ndarray,
+) -> None:
+    """Cells and late flags of the first ``count`` MACs of sampled chain ``i`` from their
+    operands (``w, a``), previous cycle's operands (``pw, pa``) and partial sums (``psum_in``
+    and the previous cycle's): classes and the exit-2 screen of ``_late_mask`` in branch-free
+    loops that vectorize, then ``_late_mask_tail`` for the flagged MACs only (the same masks
+    as ``_late_mask`` per MAC)."""
+    screen, cmk, pmk, xmk = masks
+    word = 0xFFFFFFFF
+    crow = cell[i]
+    for j in range(count):
+        crow[j] = strata[j] * N_CLASSES + _class(wv[j], av[j], pwv[j], pav[j], pv[j], ppv[j], rmask)
+    for j in range(count):
+        xn = pv[j] & word
+        xo = ppv[j] & word
+        yn = (wv[j] * av[j]) & word
+        yo = (pwv[j] * pav[j]) & word
+        sn = (xn + yn) & word
+        so = (xo + yo) & word
+        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+        risky[j] = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+    for j in range(count):
+        mask = 0
+        if screen and risky[j] != 0:
+            mask = _late_mask_tail(wv[j], av[j], pv[j], pwv[j], pav[j], ppv[j], theta, consts)
+        _note_late(late, psum, ppsum, i, j, mask, pv[j], ppv[j])
+
+
 @njit(cache=True, parallel=True)
 def _ws_sample(
     A: np.ndarray,  # int8 (M, K)
@@ -209,12 +264,7 @@ def _ws_sample(
     D = cell.shape[1]
     L = lane_m.shape[0]
     rmask = _ripple_mask(consts)
-    word = 0xFFFFFFFF
-    screen = theta < 1.0  # exit 1 of _late_mask: nothing is late at theta >= 1
-    ib = int(theta * _NBIN) if screen else 0
-    cmk = int(consts[_CMASK + ib])
-    pmk = int(consts[_PMASK + ib])
-    xmk = int(consts[_XMASK + ib])
+    masks = _screen_masks(theta, consts)
     n_chunks = min(L, 16)  # lanes in chunks, each with its scratch rows
     for ch in prange(n_chunks):
         wv = np.zeros(D, dtype=np.int64)
@@ -241,30 +291,14 @@ def _ws_sample(
                 ppv[r] = pp
                 p = _wrap32(p + w * a)
                 pp = _wrap32(pp + w * pa) if m > 0 else 0
-            crow = cell[i]
-            for r in range(rows):
-                crow[r] = strata[r] * N_CLASSES + _class(
-                    wv[r], av[r], wv[r], pav[r], pv[r], ppv[r], rmask
-                )
             for r in range(rows, D):
-                crow[r] = -1
+                cell[i, r] = -1
                 late[i, r] = 0
-            # exit 2 of _late_mask (pw = w in ws): toggled output bits with a possibly late cause
-            for r in range(rows):
-                xn = pv[r] & word
-                xo = ppv[r] & word
-                yn = (wv[r] * av[r]) & word
-                yo = (wv[r] * pav[r]) & word
-                sn = (xn + yn) & word
-                so = (xo + yo) & word
-                dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
-                risky[r] = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
-            for r in range(rows):
-                mask = 0
-                if screen and risky[r] != 0:
-                    w = wv[r]
-                    mask = _late_mask_tail(w, av[r], pv[r], w, pav[r], ppv[r], theta, consts)
-                _note_late(late, psum, ppsum, i, r, mask, pv[r], ppv[r])
+            # ws: the PE's previous cycle had the same weight (pw = w)
+            _sample_chain(
+                i, rows, strata, wv, av, wv, pav, pv, ppv, rmask, masks, theta, consts, risky,
+                cell, late, psum, ppsum,
+            )  # fmt: skip
 
 
 @njit(cache=True)
@@ -328,12 +362,7 @@ def _os_sample(
     K = A.shape[1]
     L = lane_m.shape[0]
     rmask = _ripple_mask(consts)
-    word = 0xFFFFFFFF
-    screen = theta < 1.0
-    ib = int(theta * _NBIN) if screen else 0
-    cmk = int(consts[_CMASK + ib])
-    pmk = int(consts[_PMASK + ib])
-    xmk = int(consts[_XMASK + ib])
+    masks = _screen_masks(theta, consts)
     n_chunks = min(L, 16)
     for ch in prange(n_chunks):
         wv = np.zeros(K, dtype=np.int64)
@@ -363,27 +392,10 @@ def _os_sample(
                 acc = _wrap32(acc + w * a)
                 pw = w
                 pa = a
-            crow = cell[i]
-            for k in range(K):
-                crow[k] = strata[k] * N_CLASSES + _class(
-                    wv[k], av[k], pwv[k], pav[k], pv[k], ppv[k], rmask
-                )
-            for k in range(K):
-                xn = pv[k] & word
-                xo = ppv[k] & word
-                yn = (wv[k] * av[k]) & word
-                yo = (pwv[k] * pav[k]) & word
-                sn = (xn + yn) & word
-                so = (xo + yo) & word
-                dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
-                risky[k] = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
-            for k in range(K):
-                mask = 0
-                if screen and risky[k] != 0:
-                    mask = _late_mask_tail(
-                        wv[k], av[k], pv[k], pwv[k], pav[k], ppv[k], theta, consts
-                    )
-                _note_late(late, psum, ppsum, i, k, mask, pv[k], ppv[k])
+            _sample_chain(
+                i, K, strata, wv, av, pwv, pav, pv, ppv, rmask, masks, theta, consts, risky,
+                cell, late, psum, ppsum,
+            )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- transpose
