@@ -633,11 +633,6 @@ def _pe_order(inv_pe: np.ndarray) -> np.ndarray:
     return order
 
 
-#: Input rows per thinning segment (ws): every segment of a PE's fold has its own candidate
-#: rate, the largest cell rate at the lowest threshold over the segment's cycles.
-SEG_ROWS = 32
-
-
 @njit(cache=True, parallel=True)
 def _ws_windows(
     inv_g: np.ndarray, R: int, M: int, n_folds: int, per_fold: int, seg: int, span: int
@@ -650,26 +645,45 @@ def _ws_windows(
     return out
 
 
-@njit(cache=True)
-def _ws_diag_bounds(
-    winmin: np.ndarray, diagonals: int, seg: int, nseg: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``(min, max)`` over the segments of each fold and PE diagonal ``d = r + c``:
-    ``winmin[f, d + j * seg]`` for ``j < nseg`` (float64 ``(n_folds, diagonals)`` each)."""
-    n_folds = winmin.shape[0]
-    lo = np.empty((n_folds, diagonals))
-    hi = np.empty((n_folds, diagonals))
-    for f in range(n_folds):
-        for d in range(diagonals):
-            a = winmin[f, d]
-            b = a
-            for j in range(1, nseg):
-                x = winmin[f, d + j * seg]
-                a = min(a, x)
-                b = max(b, x)
-            lo[f, d] = a
-            hi[f, d] = b
-    return lo, hi
+@njit(cache=True, parallel=True)
+def _change_order(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The input rows of every column ``k`` of ``A`` by ascending operand change
+    ``|A[m, k] - A[m - 1, k]|`` (``A[-1] = 0``; stable counting sort): ``order`` int32
+    ``(K, M)`` and ``first`` int64 ``(K, 257)``, the position in ``order[k]`` of the first row
+    with change ``v`` (``first[k, 256] = M``). A ws PE with weight ``w`` changes its product
+    by ``|w| * change``, so the rows of each product-change bucket of :func:`_pbucket` are
+    one contiguous range of ``order[k]``."""
+    M, K = A.shape
+    order = np.empty((K, M), dtype=np.int32)
+    first = np.zeros((K, 258), dtype=np.int64)
+    for k in prange(K):
+        pos = first[k]
+        for m in range(M):
+            pos[abs(int(A[m, k]) - (int(A[m - 1, k]) if m > 0 else 0)) + 2] += 1
+        for v in range(2, 258):
+            pos[v] += pos[v - 1]
+        # pos[v + 1]: first position of change v; placing advances it to the next value's
+        for m in range(M):
+            d = abs(int(A[m, k]) - (int(A[m - 1, k]) if m > 0 else 0))
+            order[k, pos[d + 1]] = m
+            pos[d + 1] += 1
+    return order, first[:, :257]
+
+
+@njit(cache=True, inline="always")
+def _change_range(first: np.ndarray, k: int, aw: int, dp: int) -> tuple[int, int]:
+    """Positions ``[lo, hi)`` in ``order[k]`` (:func:`_change_order`) of the rows whose
+    product change ``|w| * change`` falls in bucket ``dp`` of :func:`_pbucket`, ``aw = |w|``."""
+    M = first[k, 256]
+    if aw == 0:  # the product never changes
+        return (0, M) if dp == 0 else (0, 0)
+    if dp == 0:
+        return 0, first[k, 1]
+    lo = 1 if dp == 1 else min(255, (63 if dp == 2 else 1023) // aw) + 1
+    hi = min(255, (63 if dp == 1 else 1023) // aw) + 1 if dp < 3 else 256
+    if lo >= hi:
+        return 0, 0
+    return first[k, lo], first[k, hi]
 
 
 @njit(cache=True, parallel=True)
@@ -689,16 +703,15 @@ def _ws_events(
     donor_s: np.ndarray,
     donor_arr: np.ndarray,  # float64 (D, 32): per-bit arrivals of each donor
     tab: np.ndarray,  # float64 (n_strata, 4, N_TBIN): first-stage bounds (_bound_table)
+    htab: np.ndarray,  # float64 (n_strata, 4, N_TBIN): -log(1 - tab), inf where tab = 1
     qmax: np.ndarray,  # float64 (n_strata, N_TBIN): tab's maximum over the product buckets
-    hmax: np.ndarray,  # float64 (n_strata, N_TBIN): -log(1 - qmax), inf where qmax = 1
     theta_lo: float,
     inv_width: float,  # N_TBIN / (1 - theta_lo)
-    winmin: np.ndarray,  # float64 (n_folds, span): _ws_windows
-    diag_min: np.ndarray,  # float64 (n_folds, R + C - 1): min of winmin over the segments
-    diag_max: np.ndarray,  # float64 (n_folds, R + C - 1): max of winmin over the segments
+    diag_min: np.ndarray,  # float64 (n_folds, R + C - 1): min of 1/g over a diagonal's rows
     unit_theta: np.ndarray,  # float64 (n_folds * R,): lowest threshold of each unit
     pe_order: np.ndarray,  # int64 (R, C): the PE columns of each row by ascending inv_pe
-    seg: int,
+    row_order: np.ndarray,  # int32 (K, M): _change_order
+    change_first: np.ndarray,  # int64 (K, 257): _change_order
     seed: np.uint64,
     scale: float,
     units: np.ndarray,  # int64 (U,): the units v = fold * R + PE row to run
@@ -707,18 +720,19 @@ def _ws_events(
     counts: np.ndarray,  # int64 (U,) out: events of each unit (may exceed its cap)
     ev: np.ndarray,  # int64 (E, 6) out: m, n, k, cycle, donor, mask
 ) -> None:
-    """Error events of ws by thinning, per unit (fold ``f``, PE row ``r``): every PE of the
-    row and segment of ``seg`` input rows gets a Bernoulli candidate rate, the largest cell
-    rate at the segment's lowest threshold (0: skipped); one cumulative-hazard walk over the
-    PEs (by ascending factor, stopping at the first that cannot fail) and their segments draws
-    the candidates. A unit's random stream depends only on the unit, so a unit whose events
-    overflowed its cap is run again alone with a larger one and gives the same events."""
+    """Error events of ws by thinning, per unit (fold ``f``, PE row ``r``): the input rows of
+    each PE of the row fall into its four product-change buckets (one contiguous range each of
+    ``row_order``, :func:`_change_range`), and every bucket gets a Bernoulli candidate rate,
+    the largest rate of its cells at the PE's lowest threshold over the fold (0: skipped). One
+    cumulative-hazard walk over the PEs (by ascending factor, stopping at the first that
+    cannot fail) and their buckets draws the candidates. A unit's random stream depends only
+    on the unit, so a unit whose events overflowed its cap is run again alone with a larger
+    one and gives the same events."""
     M, K = A.shape
     N = B.shape[1]
     row_folds = (K + R - 1) // R
     per_fold = 2 * R + C + M - 2
     n_cycles = inv_g.shape[0]
-    nseg = (M + seg - 1) // seg
     # thresholds at or above stop[st] have no candidates in stratum st (qmax falls with theta;
     # one bin of slack against rounding): a unit's walk over its PEs ends at the first whose
     # lowest threshold reaches it
@@ -749,11 +763,11 @@ def _ws_events(
                 for c in range(cols):
                     dmin = min(dmin, diag_min[f, r + c])
                 p_stop = stop[st] / dmin
-                # Bernoulli(q_segment) candidates by cumulative hazard over the unit's PEs and
-                # their segments in turn: the next candidate is where the summed -log(1 - q)
-                # of the positions passed exceeds an Exp(1) budget (memoryless: what is left
-                # of it carries over to the next segment and PE)
-                seg_bin = np.empty(nseg, dtype=np.int64)
+                rows_k = row_order[k]
+                # Bernoulli(q) candidates by cumulative hazard over the unit's PEs and their
+                # buckets in turn: the next candidate is where the summed -log(1 - q) of the
+                # rows passed exceeds an Exp(1) budget (memoryless: what is left of it carries
+                # over to the next bucket and PE)
                 state = _seed_state(seed, v)
                 state, ue = _uniform(state)
                 budget = -np.log(1.0 - ue)  # 1 - ue is exact (ue = k / 2**53)
@@ -768,54 +782,39 @@ def _ws_events(
                     w = int(B[k, n])
                     i1 = _tab_bin(P * diag_min[f, r + c], theta_lo, inv_width)
                     if i1 < 0 or qmax[st, i1] <= 0.0:
-                        continue  # no segment of this PE's fold can fail
-                    # the same rate in every segment (a calm supply): one segment of M rows
-                    i2 = _tab_bin(P * diag_max[f, r + c], theta_lo, inv_width)
-                    flat = i2 >= 0 and qmax[st, i2] == qmax[st, i1]
-                    seg_len = M if flat else seg
-                    # the segments' threshold bins first, in a loop of their own (free of the
-                    # walk's dependency on the budget: about 15% of the event pass)
-                    n_s = 1 if flat else nseg
-                    if flat:
-                        seg_bin[0] = i1
-                    else:
-                        for sj in range(nseg):
-                            seg_bin[sj] = _tab_bin(
-                                P * winmin[f, r + c + sj * seg], theta_lo, inv_width
-                            )
-                    for sj in range(n_s):
-                        i = seg_bin[sj]
-                        if i < 0:
-                            continue
-                        h = hmax[st, i]
+                        continue  # none of this PE's MACs in the fold can fail
+                    for dp in range(4):
+                        h = htab[st, dp, i1]
                         if h <= 0.0:
                             continue
-                        qu = qmax[st, i]
-                        m = sj * seg_len
-                        m_end = min(M, m + seg_len)
+                        pos, hi = _change_range(change_first, k, abs(w), dp)
+                        if budget >= h * (hi - pos):  # no candidate in this bucket
+                            budget -= h * (hi - pos)
+                            continue
+                        qu = tab[st, dp, i1]
                         while True:
-                            if budget >= h * (m_end - m):  # no candidate left in this segment
-                                budget -= h * (m_end - m)
+                            if budget >= h * (hi - pos):
+                                budget -= h * (hi - pos)
                                 break
-                            m += int(budget / h)  # the candidate's row
-                            if m >= m_end:  # float rounding at the boundary
+                            pos += int(budget / h)  # the candidate's position
+                            if pos >= hi:  # float rounding at the boundary
                                 break
                             state, ue = _uniform(state)
                             budget = -np.log(1.0 - ue)  # 1 - ue is exact (ue = k / 2**53)
+                            m = int(rows_k[pos])
+                            pos += 1
                             t = start + R + m + r + c
                             theta = P * inv_g[min(t, n_cycles - 1)]
+                            state, ua = _uniform(state)
+                            # cheap bound first: the bucket's largest rate at the MAC's own
+                            # threshold, over the classes the psums could give
+                            if ua * qu >= _tab_bound(
+                                tab, st, dp, _tab_bin(theta, theta_lo, inv_width)
+                            ):
+                                continue
                             a = int(A[m, k])
                             pa = int(A[m - 1, k]) if m > 0 else 0
-                            state, ua = _uniform(state)
-                            mm = m
-                            m += 1
-                            # cheap bound first: the largest rate over the classes the psums
-                            # could give
-                            dp = _pbucket(w * a, w * pa)
-                            ib = _tab_bin(theta, theta_lo, inv_width)
-                            if ua * qu >= _tab_bound(tab, st, dp, ib):
-                                continue
-                            psum, ppsum = _dot2(A, mm, BT, n, k0, k0 + r)
+                            psum, ppsum = _dot2(A, m, BT, n, k0, k0 + r)
                             cl = st * N_CLASSES + _class(
                                 w, a, w, pa, _wrap32(psum), _wrap32(ppsum), rmask
                             )
@@ -824,9 +823,9 @@ def _ws_events(
                                 state, ud = _uniform(state)
                                 if j < caps[ui]:
                                     d, mask = _pick_mask(cl, cnt, ud, theta, cell_off, donor_arr)
-                                    _record(ev, offsets[ui] + j, mm, n, k, t, d, mask)
+                                    _record(ev, offsets[ui] + j, m, n, k, t, d, mask)
                                 j += 1
-                            if m >= m_end:
+                            if pos >= hi:
                                 break
         counts[ui] = j
 

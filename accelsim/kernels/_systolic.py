@@ -306,6 +306,208 @@ def _ws_mac(
     return late
 
 
+@njit(cache=True)
+def _fold_window(
+    inv_g: np.ndarray, R: int, C: int, M: int, K: int, f: int, out: np.ndarray
+) -> None:
+    """``out[m + c]``: min of ``inv_g`` over the cycles of input row ``m`` in column ``c`` of ws
+    fold ``f`` (column folds outer, row folds inner)."""
+    row_folds = (K + R - 1) // R
+    rows_f = min(R, K - (f % row_folds) * R)
+    _window_min(inv_g, f * (2 * R + C + M - 2) + R, rows_f, out)
+
+
+@njit(cache=True)
+def _screen_tables(consts: np.ndarray) -> np.ndarray:
+    """The suffix-OR masks of :func:`_suffix_or` for the carry, product and partial-sum tables
+    (rows 0, 1, 2): exit 2 of ``_late_mask`` at a bin's lowest theta."""
+    tabs = np.empty((3, _NBIN + 1), dtype=np.int64)
+    tabs[0] = _suffix_or(consts, _CMASK)
+    tabs[1] = _suffix_or(consts, _PMASK)
+    tabs[2] = _suffix_or(consts, _XMASK)
+    return tabs
+
+
+@njit(cache=True)
+def _with_zero_row(A: np.ndarray) -> np.ndarray:
+    """``A`` with a zero row in front: row ``m`` of the result is the row streamed before row
+    ``m`` of ``A``."""
+    Ap = np.zeros((A.shape[0] + 1, A.shape[1]), dtype=np.int8)
+    Ap[1:] = A
+    return Ap
+
+
+@njit(cache=True)
+def _ws_columns(
+    A: np.ndarray,
+    Ap: np.ndarray,
+    B: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    gwin: np.ndarray,
+    inv_ratio: float,
+    consts: np.ndarray,
+    tabs: np.ndarray,
+    cparams: np.ndarray,
+    mode: int,
+    out: np.ndarray,
+    log: np.ndarray,
+    counts: np.ndarray,
+    n_lo: int,
+    n_hi: int,
+) -> None:
+    """Output columns ``n_lo:n_hi`` of :func:`_ws_exact` (one thread's share): ``Ap`` is ``A``
+    with a zero row in front, ``gwin`` the per-fold supply window minima of :func:`_fold_window`,
+    ``tabs`` the three suffix-OR mask tables and ``cparams`` the chain-bound parameters."""
+    M, K = A.shape
+    row_folds = (K + R - 1) // R
+    per_fold = 2 * R + C + M - 2
+    word = 0xFFFFFFFF
+    cm_tab = tabs[0]
+    pm_tab = tabs[1]
+    xm_tab = tabs[2]
+    wcol = np.zeros(R, dtype=np.int32)
+    pth = np.zeros(R)
+    xa = np.zeros(R + 1, dtype=np.int32)
+    xb = np.zeros(R + 1, dtype=np.int32)
+    risky = np.zeros(R, dtype=np.uint32)
+    idx = np.zeros(R, dtype=np.int64)
+    bnd = np.zeros(R)
+    ops = np.zeros((5, R), dtype=np.int64)
+    acc = np.zeros(M, dtype=np.int64)
+    for n in range(n_lo, n_hi):
+        cf = n // C
+        c = n - cf * C
+        for m in range(M):
+            acc[m] = 0
+        for rf in range(row_folds):
+            k0 = rf * R
+            rows = min(R, K - k0)
+            f = cf * row_folds + rf
+            start = f * per_fold
+            pmin = np.inf
+            for r in range(rows):
+                wcol[r] = B[k0 + r, n]
+                p = inv_ratio * inv_pe[r, c]
+                pth[r] = p
+                pmin = min(pmin, p)
+            gmin = np.inf
+            for m in range(M):
+                gmin = min(gmin, gwin[f, m + c])
+            if pmin * gmin >= 1.0:
+                # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
+                for m in range(M):
+                    arow = A[m, k0 : k0 + rows]  # a 1-D slice: the loop vectorizes
+                    s = 0
+                    for r in range(rows):
+                        s += wcol[r] * arow[r]
+                    acc[m] = _wrap32(acc[m] + s)
+                continue
+            # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
+            # value PE row r latched); xc: the same for the current row
+            xp = xa
+            xc = xb
+            for r in range(rows + 1):
+                xp[r] = 0
+            for m in range(M):
+                s = 0
+                xc[0] = 0
+                for r in range(rows):
+                    s += wcol[r] * A[m, k0 + r]
+                    xc[r + 1] = s
+                tl = pmin * gwin[f, m + c]
+                if tl < 1.0:
+                    b = int(tl * _NBIN)
+                    cmk = cm_tab[b]
+                    pmk = pm_tab[b]
+                    xmk = xm_tab[b]
+                    for r in range(rows):
+                        w = wcol[r]
+                        xn = xc[r] & word
+                        xo = xp[r] & word
+                        yn = (w * Ap[m + 1, k0 + r]) & word
+                        yo = (w * Ap[m, k0 + r]) & word
+                        sn = (xn + yn) & word
+                        so = (xo + yo) & word
+                        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+                        rk = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+                        risky[r] = rk
+                    anyr = 0
+                    for r in range(rows):
+                        anyr |= risky[r]
+                    if anyr != 0:
+                        # compact the flagged MACs, screen them with exit 3 at the row's lowest
+                        # theta, evaluate the rest exactly
+                        ns = 0
+                        for r in range(rows):
+                            idx[ns] = r
+                            ns += 1 if risky[r] != 0 else 0
+                        # gather their operands: the bound loop then runs on 1-D contiguous
+                        # slices and vectorizes (4-5x faster than on gathered ones)
+                        if ns > 4:
+                            for q in range(ns):
+                                r = idx[q]
+                                ops[0, q] = wcol[r]
+                                ops[1, q] = Ap[m + 1, k0 + r]
+                                ops[2, q] = xc[r]
+                                ops[3, q] = Ap[m, k0 + r]
+                                ops[4, q] = xp[r]
+                            o0, o1, o2, o3, o4 = (
+                                ops[0, :ns],
+                                ops[1, :ns],
+                                ops[2, :ns],
+                                ops[3, :ns],
+                                ops[4, :ns],
+                            )
+                            bq = bnd[:ns]
+                            for q in range(ns):
+                                bq[q] = _chain_bound(
+                                    o0[q], o1[q], o2[q], o0[q], o3[q], o4[q], cparams
+                                )
+                        else:  # a few: in place (the gather costs more than it saves)
+                            for q in range(ns):
+                                r = idx[q]
+                                w = int(wcol[r])
+                                bnd[q] = _chain_bound(
+                                    w,
+                                    int(Ap[m + 1, k0 + r]),
+                                    int(xc[r]),
+                                    w,
+                                    int(Ap[m, k0 + r]),
+                                    int(xp[r]),
+                                    cparams,
+                                )
+                        base = start + R + m + c
+                        # the flagged MACs that pass exit 3, in row order, until one is
+                        # late; after it the partial sums below changed: MAC by MAC
+                        q = 0
+                        r = -1
+                        after_late = False
+                        while True:
+                            if after_late:
+                                r += 1
+                                if r >= rows:
+                                    break
+                            else:
+                                while q < ns and _chain_exit(bnd[q], tl):
+                                    q += 1
+                                if q == ns:
+                                    break
+                                r = idx[q]
+                                q += 1
+                            late = _ws_mac(
+                                A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp,
+                                consts, mode, log, counts,
+                            )  # fmt: skip
+                            after_late = after_late or late
+                acc[m] = _wrap32(acc[m] + xc[rows])
+                xp, xc = xc, xp
+        for m in range(M):
+            out[m, n] = acc[m]
+
+
 @njit(cache=True, parallel=True)
 def _ws_exact(
     A: np.ndarray,  # int8 (M, K): streamed operand
@@ -337,171 +539,60 @@ def _ws_exact(
     """
     M, K = A.shape
     N = B.shape[1]
-    row_folds = (K + R - 1) // R
-    col_folds = (N + C - 1) // C
-    per_fold = 2 * R + C + M - 2
-    span = M + C - 1
-    word = 0xFFFFFFFF
-    n_folds = col_folds * row_folds
-    # gwin[f, m + c]: min of 1/g over the cycles of input row m in column c of fold f
-    gwin = np.empty((n_folds, span))
+    n_folds = ((N + C - 1) // C) * ((K + R - 1) // R)
+    gwin = np.empty((n_folds, M + C - 1))
     if n_folds >= 4:
         for f in prange(n_folds):
-            rows_f = min(R, K - (f % row_folds) * R)
-            _window_min(inv_g, f * per_fold + R, rows_f, gwin[f])
+            _fold_window(inv_g, R, C, M, K, f, gwin[f])
     else:  # a few folds: not worth waking the thread pool
         for f in range(n_folds):
-            rows_f = min(R, K - (f % row_folds) * R)
-            _window_min(inv_g, f * per_fold + R, rows_f, gwin[f])
-    cm_tab = _suffix_or(consts, _CMASK)
-    pm_tab = _suffix_or(consts, _PMASK)
-    xm_tab = _suffix_or(consts, _XMASK)
+            _fold_window(inv_g, R, C, M, K, f, gwin[f])
+    tabs = _screen_tables(consts)
     cparams = _chain_params(consts)
-    # input rows with a zero row in front: Ap[m] is the row streamed before row m
-    Ap = np.zeros((M + 1, K), dtype=np.int8)
-    Ap[1:] = A
-    # columns in chunks of 8, each with its scratch arrays (allocating them per column cost
-    # about a fifth of a small GEMM's time)
+    Ap = _with_zero_row(A)
+    # columns in chunks of 8 (allocating the scratch arrays per column cost about a fifth of a
+    # small GEMM's time)
     n_chunks = (N + 7) // 8
     for ch in prange(n_chunks):
-        wcol = np.zeros(R, dtype=np.int32)
-        pth = np.zeros(R)
-        xa = np.zeros(R + 1, dtype=np.int32)
-        xb = np.zeros(R + 1, dtype=np.int32)
-        risky = np.zeros(R, dtype=np.uint32)
-        idx = np.zeros(R, dtype=np.int64)
-        bnd = np.zeros(R)
-        ops = np.zeros((5, R), dtype=np.int64)
-        acc = np.zeros(M, dtype=np.int64)
-        for n in range(ch * N // n_chunks, (ch + 1) * N // n_chunks):
-            cf = n // C
-            c = n - cf * C
-            for m in range(M):
-                acc[m] = 0
-            for rf in range(row_folds):
-                k0 = rf * R
-                rows = min(R, K - k0)
-                f = cf * row_folds + rf
-                start = f * per_fold
-                pmin = np.inf
-                for r in range(rows):
-                    wcol[r] = B[k0 + r, n]
-                    p = inv_ratio * inv_pe[r, c]
-                    pth[r] = p
-                    pmin = min(pmin, p)
-                gmin = np.inf
-                for m in range(M):
-                    gmin = min(gmin, gwin[f, m + c])
-                if pmin * gmin >= 1.0:
-                    # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
-                    for m in range(M):
-                        arow = A[m, k0 : k0 + rows]  # a 1-D slice: the loop vectorizes
-                        s = 0
-                        for r in range(rows):
-                            s += wcol[r] * arow[r]
-                        acc[m] = _wrap32(acc[m] + s)
-                    continue
-                # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
-                # value PE row r latched); xc: the same for the current row
-                xp = xa
-                xc = xb
-                for r in range(rows + 1):
-                    xp[r] = 0
-                for m in range(M):
-                    s = 0
-                    xc[0] = 0
-                    for r in range(rows):
-                        s += wcol[r] * A[m, k0 + r]
-                        xc[r + 1] = s
-                    tl = pmin * gwin[f, m + c]
-                    if tl < 1.0:
-                        b = int(tl * _NBIN)
-                        cmk = cm_tab[b]
-                        pmk = pm_tab[b]
-                        xmk = xm_tab[b]
-                        for r in range(rows):
-                            w = wcol[r]
-                            xn = xc[r] & word
-                            xo = xp[r] & word
-                            yn = (w * Ap[m + 1, k0 + r]) & word
-                            yo = (w * Ap[m, k0 + r]) & word
-                            sn = (xn + yn) & word
-                            so = (xo + yo) & word
-                            dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
-                            rk = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
-                            risky[r] = rk
-                        anyr = 0
-                        for r in range(rows):
-                            anyr |= risky[r]
-                        if anyr != 0:
-                            # compact the flagged MACs, screen them with exit 3 at the row's lowest
-                            # theta, evaluate the rest exactly
-                            ns = 0
-                            for r in range(rows):
-                                idx[ns] = r
-                                ns += 1 if risky[r] != 0 else 0
-                            # gather their operands: the bound loop then runs on 1-D contiguous
-                            # slices and vectorizes (4-5x faster than on gathered ones)
-                            if ns > 4:
-                                for q in range(ns):
-                                    r = idx[q]
-                                    ops[0, q] = wcol[r]
-                                    ops[1, q] = Ap[m + 1, k0 + r]
-                                    ops[2, q] = xc[r]
-                                    ops[3, q] = Ap[m, k0 + r]
-                                    ops[4, q] = xp[r]
-                                o0, o1, o2, o3, o4 = (
-                                    ops[0, :ns],
-                                    ops[1, :ns],
-                                    ops[2, :ns],
-                                    ops[3, :ns],
-                                    ops[4, :ns],
-                                )
-                                bq = bnd[:ns]
-                                for q in range(ns):
-                                    bq[q] = _chain_bound(
-                                        o0[q], o1[q], o2[q], o0[q], o3[q], o4[q], cparams
-                                    )
-                            else:  # a few: in place (the gather costs more than it saves)
-                                for q in range(ns):
-                                    r = idx[q]
-                                    w = int(wcol[r])
-                                    bnd[q] = _chain_bound(
-                                        w,
-                                        int(Ap[m + 1, k0 + r]),
-                                        int(xc[r]),
-                                        w,
-                                        int(Ap[m, k0 + r]),
-                                        int(xp[r]),
-                                        cparams,
-                                    )
-                            base = start + R + m + c
-                            # the flagged MACs that pass exit 3, in row order, until one is
-                            # late; after it the partial sums below changed: MAC by MAC
-                            q = 0
-                            r = -1
-                            after_late = False
-                            while True:
-                                if after_late:
-                                    r += 1
-                                    if r >= rows:
-                                        break
-                                else:
-                                    while q < ns and _chain_exit(bnd[q], tl):
-                                        q += 1
-                                    if q == ns:
-                                        break
-                                    r = idx[q]
-                                    q += 1
-                                late = _ws_mac(
-                                    A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp,
-                                    consts, mode, log, counts,
-                                )  # fmt: skip
-                                after_late = after_late or late
-                    acc[m] = _wrap32(acc[m] + xc[rows])
-                    xp, xc = xc, xp
-            for m in range(M):
-                out[m, n] = acc[m]
+        _ws_columns(
+            A, Ap, B, R, C, inv_pe, inv_g, gwin, inv_ratio, consts, tabs, cparams, mode, out,
+            log, counts, ch * N // n_chunks, (ch + 1) * N // n_chunks,
+        )  # fmt: skip
+
+
+@njit(cache=True, parallel=True)
+def _ws_exact_batch(
+    A: np.ndarray,  # int8 (E, M, K)
+    B: np.ndarray,  # int8 (E, K, N)
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,  # float64 (R, C)
+    inv_g: np.ndarray,  # float64 (E, n_cycles): each GEMM's own supply trace
+    inv_ratio: float,
+    consts: np.ndarray,
+    mode: int,
+    out: np.ndarray,  # int32 (E, M, N), zero on entry
+    log: np.ndarray,  # int64 (E, N, cap, 7)
+    counts: np.ndarray,  # int64 (E, N)
+) -> None:
+    """:func:`_ws_exact` on ``E`` independent GEMMs of one shape (a batched matmul's slices),
+    one GEMM per thread: small GEMMs (attention's per-head products) then keep both cores busy
+    instead of waking the thread pool for a few columns each. Same results as ``E`` calls of
+    :func:`_ws_exact`."""
+    E, M, K = A.shape
+    N = B.shape[2]
+    n_folds = ((N + C - 1) // C) * ((K + R - 1) // R)
+    tabs = _screen_tables(consts)
+    cparams = _chain_params(consts)
+    for e in prange(E):
+        gwin = np.empty((n_folds, M + C - 1))
+        for f in range(n_folds):
+            _fold_window(inv_g[e], R, C, M, K, f, gwin[f])
+        Ap = _with_zero_row(A[e])
+        _ws_columns(
+            A[e], Ap, B[e], R, C, inv_pe, inv_g[e], gwin, inv_ratio, consts, tabs, cparams, mode,
+            out[e], log[e], counts[e], 0, N,
+        )  # fmt: skip
 
 
 @njit(cache=True, parallel=True)

@@ -387,17 +387,37 @@ def test_cached_pe_order_gives_the_same_result():
         pe_column_order(np.ones(4))
 
 
-def test_diagonal_window_bounds_match_numpy():
-    """``_ws_diag_bounds``: min and max over each diagonal's segments, as fancy indexing."""
+def test_change_order_splits_rows_by_product_bucket():
+    """``_change_order`` / ``_change_range``: the rows in a PE's bucket range are exactly those
+    whose product change ``|w * a - w * pa|`` falls in that ``_pbucket``, each row once, and
+    in ascending row order within one operand change (a stable sort)."""
     from accelsim.kernels import _fast
 
     rng = np.random.default_rng(8)
-    diagonals, seg, nseg = 31, 8, 5
-    winmin = rng.random((3, diagonals + seg * nseg))
-    lo, hi = _fast._ws_diag_bounds(winmin, diagonals, seg, nseg)
-    idx = np.arange(diagonals)[:, None] + seg * np.arange(nseg)[None, :]
-    np.testing.assert_array_equal(lo, winmin[:, idx].min(axis=2))
-    np.testing.assert_array_equal(hi, winmin[:, idx].max(axis=2))
+    A = rng.integers(-128, 128, size=(300, 5), dtype=np.int64)
+    A[::7, 1] = A[::7, 1] // 64  # small changes too
+    A[:, 2] = 3  # constant column: no change after row 0
+    A = A.astype(np.int8)
+    order, first = _fast._change_order(A)
+    Ai = A.astype(np.int64)
+    prev = np.vstack([np.zeros((1, A.shape[1]), dtype=np.int64), Ai[:-1]])
+    change = np.abs(Ai - prev)
+    for k in range(A.shape[1]):
+        np.testing.assert_array_equal(order[k], np.argsort(change[:, k], kind="stable"))
+        for v in range(257):
+            assert first[k, v] == np.count_nonzero(change[:, k] < v)
+        for w in (0, 1, -1, 3, 7, -16, 63, 64, -128, 127):
+            bucket = np.array(
+                [_fast._pbucket.py_func(w * int(Ai[m, k]), w * int(prev[m, k])) for m in range(300)]
+            )
+            seen = []
+            for dp in range(4):
+                lo, hi = _fast._change_range.py_func(first, k, abs(w), dp)
+                rows = order[k, lo:hi]
+                assert np.all(bucket[rows] == dp), (k, w, dp)
+                assert rows.size == np.count_nonzero(bucket == dp), (k, w, dp)
+                seen.extend(rows.tolist())
+            assert sorted(seen) == list(range(300))
 
 
 @pytest.mark.parametrize(
