@@ -561,41 +561,6 @@ def _ws_exact(
 
 
 @njit(cache=True, parallel=True)
-def _ws_exact_batch(
-    A: np.ndarray,  # int8 (E, M, K)
-    B: np.ndarray,  # int8 (E, K, N)
-    R: int,
-    C: int,
-    inv_pe: np.ndarray,  # float64 (R, C)
-    inv_g: np.ndarray,  # float64 (E, n_cycles): each GEMM's own supply trace
-    inv_ratio: float,
-    consts: np.ndarray,
-    mode: int,
-    out: np.ndarray,  # int32 (E, M, N), zero on entry
-    log: np.ndarray,  # int64 (E, N, cap, 7)
-    counts: np.ndarray,  # int64 (E, N)
-) -> None:
-    """:func:`_ws_exact` on ``E`` independent GEMMs of one shape (a batched matmul's slices),
-    one GEMM per thread: small GEMMs (attention's per-head products) then keep both cores busy
-    instead of waking the thread pool for a few columns each. Same results as ``E`` calls of
-    :func:`_ws_exact`."""
-    E, M, K = A.shape
-    N = B.shape[2]
-    n_folds = ((N + C - 1) // C) * ((K + R - 1) // R)
-    tabs = _screen_tables(consts)
-    cparams = _chain_params(consts)
-    for e in prange(E):
-        gwin = np.empty((n_folds, M + C - 1))
-        for f in range(n_folds):
-            _fold_window(inv_g[e], R, C, M, K, f, gwin[f])
-        Ap = _with_zero_row(A[e])
-        _ws_columns(
-            A[e], Ap, B[e], R, C, inv_pe, inv_g[e], gwin, inv_ratio, consts, tabs, cparams, mode,
-            out[e], log[e], counts[e], 0, N,
-        )  # fmt: skip
-
-
-@njit(cache=True, parallel=True)
 def _os_exact(
     A: np.ndarray,  # int8 (M, K)
     B: np.ndarray,  # int8 (K, N)
