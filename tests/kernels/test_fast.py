@@ -364,6 +364,20 @@ def test_high_rate_gemm_hands_over_to_the_exact_kernel(dataflow):
         assert not np.array_equal(sampled.out, exact.out)
 
 
+def test_hand_over_needs_more_than_sampling_noise():
+    """``_above_limit``: a count within two Poisson deviations of the limit's expectation keeps
+    the sampled kernel; a count beyond them hands over (and a zero limit always does)."""
+    from accelsim.kernels.fast import _above_limit
+
+    # 32768 MACs at 1e-4: 3.3 expected, 3.3 + 2 * 1.8 = 6.9
+    assert not _above_limit(4, 32768, 1e-4)
+    assert not _above_limit(6, 32768, 1e-4)
+    assert _above_limit(7, 32768, 1e-4)
+    assert _above_limit(1, 32768, 0.0)
+    assert not _above_limit(0, 32768, 0.0)
+    assert not _above_limit(100, 1000, 0.5)
+
+
 def test_cached_pe_order_gives_the_same_result():
     """A caller's cached ``pe_column_order`` is what the kernel computes itself; a wrong
     shape or dtype is a one-line error."""
