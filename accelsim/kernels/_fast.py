@@ -535,6 +535,7 @@ def _bound_table(
     donor_s: np.ndarray,
     scale: float,
     tab: np.ndarray,  # float64 (n_strata, 4, N_TBIN) out
+    htab: np.ndarray,  # float64 (n_strata, 4, N_TBIN) out: -log(1 - tab), inf where tab = 1
 ) -> None:
     """``tab[st, dp, i]``: the largest rate over the classes of stratum ``st`` whose product
     change bucket is ``dp`` (0 unchanged, 1-3 the change sizes of :func:`_class`; any state
@@ -574,6 +575,9 @@ def _bound_table(
                         p = min(1.0, scale * (hi - j) / cell_n[cl])
                         if p > tab[st, dp, i]:
                             tab[st, dp, i] = p
+            for i in range(N_TBIN):
+                p = tab[st, dp, i]
+                htab[st, dp, i] = 0.0 if p == 0.0 else (-np.log1p(-p) if p < 1.0 else np.inf)
 
 
 @njit(cache=True, inline="always")
@@ -657,33 +661,44 @@ def _change_order(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     order = np.empty((K, M), dtype=np.int32)
     first = np.zeros((K, 258), dtype=np.int64)
     for k in prange(K):
+        change = np.empty(M, dtype=np.int64)
+        prev = 0
+        for m in range(M):
+            a = int(A[m, k])
+            change[m] = abs(a - prev)
+            prev = a
         pos = first[k]
         for m in range(M):
-            pos[abs(int(A[m, k]) - (int(A[m - 1, k]) if m > 0 else 0)) + 2] += 1
+            pos[change[m] + 2] += 1
         for v in range(2, 258):
             pos[v] += pos[v - 1]
         # pos[v + 1]: first position of change v; placing advances it to the next value's
         for m in range(M):
-            d = abs(int(A[m, k]) - (int(A[m - 1, k]) if m > 0 else 0))
+            d = change[m]
             order[k, pos[d + 1]] = m
             pos[d + 1] += 1
     return order, first[:, :257]
 
 
-@njit(cache=True, inline="always")
-def _change_range(first: np.ndarray, k: int, aw: int, dp: int) -> tuple[int, int]:
-    """Positions ``[lo, hi)`` in ``order[k]`` (:func:`_change_order`) of the rows whose
-    product change ``|w| * change`` falls in bucket ``dp`` of :func:`_pbucket`, ``aw = |w|``."""
-    M = first[k, 256]
-    if aw == 0:  # the product never changes
-        return (0, M) if dp == 0 else (0, 0)
-    if dp == 0:
-        return 0, first[k, 1]
-    lo = 1 if dp == 1 else min(255, (63 if dp == 2 else 1023) // aw) + 1
-    hi = min(255, (63 if dp == 1 else 1023) // aw) + 1 if dp < 3 else 256
-    if lo >= hi:
-        return 0, 0
-    return first[k, lo], first[k, hi]
+@njit(cache=True)
+def _bucket_starts() -> np.ndarray:
+    """``out[aw, dp]``: the smallest operand change ``|a - pa|`` whose product change
+    ``aw * |a - pa|`` falls in bucket ``dp`` of :func:`_pbucket` (or above it), for a weight
+    magnitude ``aw = |w|`` of 0..128; ``out[aw, 4] = 256``. The rows of bucket ``dp`` are
+    ``order[k, first[k, out[aw, dp]] : first[k, out[aw, dp + 1]]]`` (:func:`_change_order`)."""
+    out = np.empty((129, 5), dtype=np.int64)
+    for aw in range(129):
+        out[aw, 0] = 0
+        out[aw, 4] = 256
+        if aw == 0:  # the product never changes: every row is in bucket 0
+            out[aw, 1] = 256
+            out[aw, 2] = 256
+            out[aw, 3] = 256
+        else:
+            out[aw, 1] = 1
+            out[aw, 2] = min(255, 63 // aw) + 1
+            out[aw, 3] = min(255, 1023 // aw) + 1
+    return out
 
 
 @njit(cache=True, parallel=True)
@@ -722,7 +737,7 @@ def _ws_events(
 ) -> None:
     """Error events of ws by thinning, per unit (fold ``f``, PE row ``r``): the input rows of
     each PE of the row fall into its four product-change buckets (one contiguous range each of
-    ``row_order``, :func:`_change_range`), and every bucket gets a Bernoulli candidate rate,
+    ``row_order``, :func:`_bucket_starts`), and every bucket gets a Bernoulli candidate rate,
     the largest rate of its cells at the PE's lowest threshold over the fold (0: skipped). One
     cumulative-hazard walk over the PEs (by ascending factor, stopping at the first that
     cannot fail) and their buckets draws the candidates. A unit's random stream depends only
@@ -742,6 +757,7 @@ def _ws_events(
         while i_zero < N_TBIN and qmax[st, i_zero] > 0.0:
             i_zero += 1
         stop[st] = theta_lo + (i_zero + 1) / inv_width
+    bucket_start = _bucket_starts()
     for ui in prange(units.shape[0]):
         v = units[ui]
         f = v // R
@@ -783,11 +799,13 @@ def _ws_events(
                     i1 = _tab_bin(P * diag_min[f, r + c], theta_lo, inv_width)
                     if i1 < 0 or qmax[st, i1] <= 0.0:
                         continue  # none of this PE's MACs in the fold can fail
+                    aw = abs(w)
                     for dp in range(4):
                         h = htab[st, dp, i1]
                         if h <= 0.0:
                             continue
-                        pos, hi = _change_range(change_first, k, abs(w), dp)
+                        pos = change_first[k, bucket_start[aw, dp]]
+                        hi = change_first[k, bucket_start[aw, dp + 1]]
                         if budget >= h * (hi - pos):  # no candidate in this bucket
                             budget -= h * (hi - pos)
                             continue

@@ -368,8 +368,9 @@ def _fast_gemm(
 
     seed = np.uint64(rng.integers(0, 1 << 63, dtype=np.int64))
     tab = np.zeros((sampler.n_strata, 4, _fast.N_TBIN))
+    htab = np.empty_like(tab)
     _fast._bound_table(
-        theta_floor, sampler.n_strata, cells.n, cells.off, cells.s, float(rate_scale), tab
+        theta_floor, sampler.n_strata, cells.n, cells.off, cells.s, float(rate_scale), tab, htab
     )
     inv_width = _fast.N_TBIN / (1.0 - theta_floor)
     BT = transpose_int8(B_k)
@@ -397,8 +398,6 @@ def _fast_gemm(
             )
         order: np.ndarray = _fast._pe_order(inv_pe) if pe_order is None else pe_order
         qmax = np.ascontiguousarray(tab.max(axis=1))
-        with np.errstate(divide="ignore"):
-            htab = -np.log1p(-tab)
         n_units = unit_theta.size
     if os_flow:
         counts = np.zeros(n_units, dtype=np.int64)

@@ -402,7 +402,7 @@ def test_cached_pe_order_gives_the_same_result():
 
 
 def test_change_order_splits_rows_by_product_bucket():
-    """``_change_order`` / ``_change_range``: the rows in a PE's bucket range are exactly those
+    """``_change_order`` / ``_bucket_starts``: the rows in a PE's bucket range are exactly those
     whose product change ``|w * a - w * pa|`` falls in that ``_pbucket``, each row once, and
     in ascending row order within one operand change (a stable sort)."""
     from accelsim.kernels import _fast
@@ -413,6 +413,7 @@ def test_change_order_splits_rows_by_product_bucket():
     A[:, 2] = 3  # constant column: no change after row 0
     A = A.astype(np.int8)
     order, first = _fast._change_order(A)
+    starts = _fast._bucket_starts()
     Ai = A.astype(np.int64)
     prev = np.vstack([np.zeros((1, A.shape[1]), dtype=np.int64), Ai[:-1]])
     change = np.abs(Ai - prev)
@@ -426,7 +427,8 @@ def test_change_order_splits_rows_by_product_bucket():
             )
             seen = []
             for dp in range(4):
-                lo, hi = _fast._change_range.py_func(first, k, abs(w), dp)
+                lo = first[k, starts[abs(w), dp]]
+                hi = first[k, starts[abs(w), dp + 1]]
                 rows = order[k, lo:hi]
                 assert np.all(bucket[rows] == dp), (k, w, dp)
                 assert rows.size == np.count_nonzero(bucket == dp), (k, w, dp)
