@@ -991,6 +991,7 @@ def _os_correct(
 def _ws_propagate(
     A: np.ndarray,
     B: np.ndarray,
+    BT: np.ndarray,  # int8 (N, K): B transposed, contiguous (a column's weights are a row)
     R: int,
     C: int,
     inv_pe: np.ndarray,
@@ -1028,6 +1029,7 @@ def _ws_propagate(
         k0 = rf * R
         rows = min(R, K - k0)
         start = (cf * row_folds + rf) * per_fold
+        wcol = BT[n, k0 : k0 + rows]
         prev_in = np.zeros(R, dtype=np.int64)
         prev_out = np.zeros(R, dtype=np.int64)
         ef_in = np.zeros(R, dtype=np.int64)
@@ -1044,19 +1046,25 @@ def _ws_propagate(
                 m = ev[e, 0]  # rows in between are error-free
                 # previous row error-free
                 p = 0
-                for r in range(rows):
-                    prev_in[r] = p if m > 0 else 0
-                    pa0 = int(A[m - 1, k0 + r]) if m > 0 else 0
-                    p = _wrap32(p + int(B[k0 + r, n]) * pa0)
-                    prev_out[r] = p if m > 0 else 0
+                if m > 0:
+                    arow = A[m - 1, k0 : k0 + rows]
+                    for r in range(rows):
+                        prev_in[r] = p
+                        p = _wrap32(p + int(wcol[r]) * int(arow[r]))
+                        prev_out[r] = p
+                else:
+                    for r in range(rows):
+                        prev_in[r] = 0
+                        prev_out[r] = 0
             p = 0
             ef = 0
             corrupt = False
             first_err = R
+            arow = A[m, k0 : k0 + rows]
             for r in range(rows):
                 k = k0 + r
-                w = int(B[k, n])
-                a = int(A[m, k])
+                w = int(wcol[r])
+                a = int(arow[r])
                 t = start + R + m + r + c
                 correct = _wrap32(p + w * a)
                 ef_in[r] = ef

@@ -470,7 +470,9 @@ def _fast_gemm(
             correct = _fast._ws_correct(A_k, B_k, R, ev[:, 0], ev[:, 1], ev[:, 2])
         rec = np.stack([ev[:, 0], ev[:, 1], ev[:, 2], ev[:, 3], ev[:, 5], correct, correct], 1)
     else:
-        rec = _propagate(A_k, B_k, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, os_flow)
+        rec = _propagate(
+            A_k, B_k, BT, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, os_flow
+        )
     rm, rn = rec[:, 0], rec[:, 1]
     # add the errors to the outputs they reach (int32 wrap-around), touching only those
     hit, inverse = np.unique(rm * N + rn, return_inverse=True)
@@ -500,6 +502,7 @@ def _fast_gemm(
 def _propagate(
     A: np.ndarray,
     B: np.ndarray,
+    BT: np.ndarray,
     R: int,
     C: int,
     inv_pe: np.ndarray,
@@ -526,11 +529,16 @@ def _propagate(
         rec_off = np.concatenate(([0], np.cumsum(cap))).astype(np.int64)
         rec = np.zeros((int(rec_off[-1]), 8), dtype=np.int64)
         used = np.zeros(per_lane.size, dtype=np.int64)
-        kernel = _fast._os_propagate if os_flow else _fast._ws_propagate
-        kernel(
-            A, B, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, lane_off, rec_off,
-            rec, used,
-        )  # fmt: skip
+        if os_flow:
+            _fast._os_propagate(
+                A, B, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, lane_off,
+                rec_off, rec, used,
+            )  # fmt: skip
+        else:
+            _fast._ws_propagate(
+                A, B, BT, R, C, inv_pe, inv_g, inv_ratio, consts, mode, ev, delta, lane_off,
+                rec_off, rec, used,
+            )  # fmt: skip
         if np.all(used >= 0):
             break
         room *= 4
