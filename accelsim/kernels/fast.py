@@ -97,10 +97,11 @@ prediction, +40 % with the former sign-change classes), within the tests' power.
 Error locations (PE row x droop), late bits, output-error magnitudes, totals and per-output
 count histograms agree for ws and os with hold, flip and drop.
 
-Cost (``benchmarks/kernels.py``, 256x1152x1152 on chip 0, 2 cores): at TER 1e-6 about 3x a
-float32 matmul (the product, the ~2e5-MAC sample, the thinning); at TER 1e-4 about 100x: the
-first stage's bound covers every carry-chain class (long chains fail up to ~45 % of the time),
-so ~100 candidates are drawn per event, and each event's cascade is re-evaluated exactly.
+Cost (``benchmarks/kernels.py``, 256x1152x1152 on chip 0, 2 cores): at TER 1e-6 about 1.35x a
+float32 matmul (the product, the ~2e5-MAC sample, the thinning); at TER 1e-4 about 43x: a
+bucket's candidate rate covers every carry-chain class (long chains fail up to ~45 % of the
+time), so ~80 candidates are drawn per event, each needing its two psums, and each event's
+cascade is re-evaluated exactly.
 
 Deterministic: the sample lanes and a 64-bit seed come from ``rng``; the event kernels use a
 counter-based generator per unit, so the result is identical at any numba thread count.
@@ -126,9 +127,10 @@ from accelsim.kernels.exact import (
 
 #: Per-MAC error rate above which the fast kernel is the slower one and the accelerator's fast
 #: mode hands a GEMM to the exact kernel (``exact_above``). Measured, 2 cores: 256x1152x1152 on
-#: chip 0, fast vs exact 0.35 vs 0.59 s at TER 9e-5, 3.0 vs 1.0 s at 2e-4, 8.5 vs 1.9 s at 3e-3;
+#: chip 0, fast vs exact 0.27 vs 0.77 s at TER 9e-5, 0.39 vs 0.79 s at 1.5e-4, 0.62 vs 0.57 s at
+#: 2.7e-4 (with the per-bucket thinning; before it 3.0 vs 1.0 s at 2e-4, 8.5 vs 1.9 s at 3e-3);
 #: dit-digits sampling at 0.80 V (TER 4e-4) 14.8 vs 7.9 s, at 0.75 V (2.6e-3) 62 vs 15 s, and
-#: there the fast kernel also overcounts (+5 %, +19 %).
+#: there the fast kernel also overcounts (+5 %, +19 %): the limit stays below the crossover.
 EXACT_ABOVE_TER = 1e-4
 #: Least room for events per ws thinning unit (fold x PE row) in the first pass, and the most
 #: rows of the first pass's event buffer otherwise (48 bytes each; more events take a rerun).
@@ -232,8 +234,8 @@ def fast_gemm(
     randomness) and ``max_sample_macs``: the largest subsample of MACs evaluated with the exact
     delay model (default ``max(2**16, MACs // 2048)``); the method is in the module docstring.
     ``exact_above``: when the sample puts this GEMM's per-MAC error rate above it (beyond the
-    sample's noise: :func:`_above_limit`), run the exact kernel instead and return its result (there it is the faster of the two: see
-    :data:`EXACT_ABOVE_TER`); None (default) always samples. ``pe_order``: the caller's cached
+    sample's noise: :func:`_above_limit`), run the exact kernel instead and return its result
+    (there it is the faster of the two: see :data:`EXACT_ABOVE_TER`); None (default) always samples. ``pe_order``: the caller's cached
     :func:`pe_column_order` of ``pe_factor`` (a caller running many GEMMs at one operating
     point saves its sort, ~0.3 ms per call); None computes it.
     """
