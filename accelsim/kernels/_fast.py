@@ -61,15 +61,6 @@ _U53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
 @njit(cache=True, inline="always")
-def _bitlen(x: int) -> int:
-    n = 0
-    while x > 0:
-        x >>= 1
-        n += 1
-    return n
-
-
-@njit(cache=True, inline="always")
 def _ripple_mask(consts: np.ndarray) -> int:
     """Accumulator carries ``c_1 .. c_{ripple-1}`` (those with a delay), as a bit mask."""
     return (1 << int(min(consts[_RIPPLE], consts[_ACC]))) - 2
