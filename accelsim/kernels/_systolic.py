@@ -261,6 +261,19 @@ def _window_min(inv_g: np.ndarray, t0: int, width: int, out: np.ndarray) -> None
 
 
 @njit(cache=True, inline="always")
+def _exit2_bits(xn: int, xo: int, yn: int, yo: int, cmk: int, pmk: int, xmk: int) -> int:
+    """Early exit 2 of ``_late_mask`` on 32-bit words: psum in ``xn`` / ``xo`` and product
+    ``yn`` / ``yo`` of this and the PE's previous MAC, masks of a theta bin. Non-zero where a
+    toggling output bit has a toggled cause that could be late (inlined: loops over it
+    vectorize)."""
+    word = 0xFFFFFFFF
+    sn = (xn + yn) & word
+    so = (xo + yo) & word
+    dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
+    return (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+
+
+@njit(cache=True, inline="always")
 def _ws_mac(
     A: np.ndarray,
     Ap: np.ndarray,
@@ -387,11 +400,8 @@ def _ws_after_late(
         xo = int(xp[r]) & word
         yn = (w * a) & word
         yo = (w * pa) & word
-        sn = (xn + yn) & word
-        so = (xo + yo) & word
-        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
         late = False
-        if (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk)) == 0:
+        if _exit2_bits(xn, xo, yn, yo, cmk, pmk, xmk) == 0:
             continue
         if _chain_exit(_chain_bound(w, a, int(xc[r]), w, pa, int(xp[r]), cparams), tl):
             continue
@@ -493,10 +503,7 @@ def _ws_columns(
                         xo = xp[r] & word
                         yn = (w * Ap[m + 1, k0 + r]) & word
                         yo = (w * Ap[m, k0 + r]) & word
-                        sn = (xn + yn) & word
-                        so = (xo + yo) & word
-                        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
-                        rk = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+                        rk = _exit2_bits(xn, xo, yn, yo, cmk, pmk, xmk)
                         risky[r] = rk
                     anyr = 0
                     for r in range(rows):
@@ -623,6 +630,209 @@ def _ws_exact(
         )  # fmt: skip
 
 
+@njit(cache=True, inline="always")
+def _os_mac(
+    arow: np.ndarray,
+    brow: np.ndarray,
+    P: np.ndarray,
+    m: int,
+    n: int,
+    k: int,
+    t: int,
+    pth: float,
+    inv_g: np.ndarray,
+    consts: np.ndarray,
+    mode: int,
+    log: np.ndarray,
+    counts: np.ndarray,
+) -> int:
+    """MAC ``k`` of os output ``(m, n)`` evaluated exactly (as in :func:`_os_exact_ref`).
+
+    ``arow`` / ``brow`` are the output's operand rows with a zero in front (index ``k + 1`` is
+    MAC ``k``, index ``k`` the PE's previous MAC), ``P`` its running sums (``P[k + 1]`` enters
+    MAC ``k``, ``P[k]`` entered the one before; congruent mod 2**32 to the int32 register).
+    A late MAC is manifested and logged; returns what it changed (0 if it was on time).
+    """
+    w = int(brow[k + 1])
+    a = int(arow[k + 1])
+    acc = _wrap32(P[k + 1])
+    new = _wrap32(acc + w * a)
+    theta = pth * inv_g[min(t, inv_g.shape[0] - 1)]
+    mask = _late_mask(w, a, acc, int(brow[k]), int(arow[k]), _wrap32(P[k]), theta, consts)
+    if mask == 0:
+        return 0
+    latched = _manifest(new, acc, acc, mask, mode)
+    j = counts[m]
+    if j < log.shape[1]:
+        log[m, j, 0] = m
+        log[m, j, 1] = n
+        log[m, j, 2] = k
+        log[m, j, 3] = t
+        log[m, j, 4] = mask
+        log[m, j, 5] = new
+        log[m, j, 6] = latched
+    counts[m] = j + 1
+    return latched - new
+
+
+@njit(cache=True)
+def _os_after_late(
+    arow: np.ndarray,
+    brow: np.ndarray,
+    P: np.ndarray,
+    m: int,
+    n: int,
+    k: int,
+    delta: int,
+    K: int,
+    t0: int,
+    pth: float,
+    inv_g: np.ndarray,
+    consts: np.ndarray,
+    mode: int,
+    log: np.ndarray,
+    counts: np.ndarray,
+    tl: float,
+    cmk: int,
+    pmk: int,
+    xmk: int,
+    cparams: tuple[int, int, int, float, float, float, float, float],
+) -> None:
+    """The rest of os output ``(m, n)`` after its MAC ``k`` was late and changed the register
+    by ``delta``: the running sums after it move by as much, and the following MACs are
+    screened again one by one (exits 2 and 3 at ``tl``, as the first pass; MAC ``j`` happens
+    at cycle ``t0 + j``). One by one: a second vectorized pass in the caller's loop stopped
+    LLVM from vectorizing the first (3x slower)."""
+    word = 0xFFFFFFFF
+    while True:
+        if delta != 0:
+            for j in range(k + 2, K + 2):
+                P[j] += delta
+        k += 1
+        if k >= K:
+            return
+        delta = 0
+        w = int(brow[k + 1])
+        a = int(arow[k + 1])
+        pw = int(brow[k])
+        pa = int(arow[k])
+        xn = P[k + 1] & word
+        xo = P[k] & word
+        yn = (w * a) & word
+        yo = (pw * pa) & word
+        if _exit2_bits(xn, xo, yn, yo, cmk, pmk, xmk) == 0:
+            continue
+        bound = _chain_bound(w, a, _wrap32(P[k + 1]), pw, pa, _wrap32(P[k]), cparams)
+        if _chain_exit(bound, tl):
+            continue
+        delta = _os_mac(arow, brow, P, m, n, k, t0 + k, pth, inv_g, consts, mode, log, counts)
+
+
+@njit(cache=True)
+def _os_rows(
+    Az: np.ndarray,
+    BTz: np.ndarray,
+    R: int,
+    C: int,
+    inv_pe: np.ndarray,
+    inv_g: np.ndarray,
+    gwin: np.ndarray,
+    inv_ratio: float,
+    consts: np.ndarray,
+    tabs: np.ndarray,
+    cparams: tuple[int, int, int, float, float, float, float, float],
+    mode: int,
+    out: np.ndarray,
+    log: np.ndarray,
+    counts: np.ndarray,
+    m_lo: int,
+    m_hi: int,
+) -> None:
+    """Output rows ``m_lo:m_hi`` of :func:`_os_exact` (one thread's share). ``Az`` / ``BTz``
+    are ``A`` / ``B.T`` with a zero column in front, ``gwin`` the window minima of 1/g per fold
+    and PE diagonal, ``tabs`` / ``cparams`` as in :func:`_ws_columns`."""
+    M = Az.shape[0]
+    K = Az.shape[1] - 1
+    N = BTz.shape[0]
+    row_folds = (M + R - 1) // R
+    per_fold = K + R + C - 2
+    word = 0xFFFFFFFF
+    P = np.zeros(K + 2, dtype=np.int64)
+    risky = np.zeros(K, dtype=np.int64)
+    idx = np.zeros(K, dtype=np.int64)
+    bnd = np.zeros(K)
+    ops = np.zeros((6, K), dtype=np.int64)
+    for m in range(m_lo, m_hi):
+        rf = m // R
+        r = m - rf * R
+        arow = Az[m]
+        for n in range(N):
+            cf = n // C
+            c = n - cf * C
+            f = cf * row_folds + rf
+            pth = inv_ratio * inv_pe[r, c]
+            tl = pth * gwin[f, r + c]
+            brow = BTz[n]
+            s = 0
+            if tl >= 1.0:
+                # theta >= 1 for all K MACs: a plain dot product (1-D rows: it vectorizes)
+                for k in range(1, K + 1):
+                    s += arow[k] * brow[k]
+                out[m, n] = _wrap32(s)
+                continue
+            # running sums without errors (exact in int64; the screen and the exact
+            # evaluation read them mod 2**32, as the int32 register holds them)
+            for k in range(1, K + 1):
+                s += arow[k] * brow[k]
+                P[k + 1] = s
+            b = int(tl * _NBIN)
+            cmk = tabs[0, b]
+            pmk = tabs[1, b]
+            xmk = tabs[2, b]
+            t0 = f * per_fold + r + c
+            for k in range(K):
+                w = brow[k + 1]
+                pw = brow[k]
+                xn = P[k + 1] & word
+                xo = P[k] & word
+                yn = (w * arow[k + 1]) & word
+                yo = (pw * arow[k]) & word
+                risky[k] = _exit2_bits(xn, xo, yn, yo, cmk, pmk, xmk)
+            ns = 0
+            for k in range(K):
+                idx[ns] = k
+                ns += 1 if risky[k] != 0 else 0
+            # gather the flagged MACs' operands: the bound loop then runs on contiguous rows
+            for q in range(ns):
+                k = idx[q]
+                ops[0, q] = brow[k + 1]
+                ops[1, q] = arow[k + 1]
+                ops[2, q] = _wrap32(P[k + 1])
+                ops[3, q] = brow[k]
+                ops[4, q] = arow[k]
+                ops[5, q] = _wrap32(P[k])
+            o0, o1, o2, o3, o4, o5 = ops[0], ops[1], ops[2], ops[3], ops[4], ops[5]
+            survivors = 0
+            for q in range(ns):
+                bv = _chain_bound(o0[q], o1[q], o2[q], o3[q], o4[q], o5[q], cparams)
+                bnd[q] = bv
+                survivors += 0 if _chain_exit(bv, tl) else 1
+            for q in range(ns if survivors != 0 else 0):
+                if _chain_exit(bnd[q], tl):
+                    continue
+                k = idx[q]
+                delta = _os_mac(
+                    arow, brow, P, m, n, k, t0 + k, pth, inv_g, consts, mode, log, counts
+                )
+                if delta != 0:
+                    _os_after_late(
+                        arow, brow, P, m, n, k, delta, K, t0, pth, inv_g, consts, mode, log,
+                        counts, tl, cmk, pmk, xmk, cparams,
+                    )  # fmt: skip
+                    break
+            out[m, n] = _wrap32(P[K + 1])
+
+
 @njit(cache=True, parallel=True)
 def _os_exact(
     A: np.ndarray,  # int8 (M, K)
@@ -638,68 +848,35 @@ def _os_exact(
     log: np.ndarray,  # int64 (M, cap, 7)
     counts: np.ndarray,  # int64 (M,)
 ) -> None:
-    """:func:`_os_exact_ref` with the same results, skipping outputs that provably cannot fail.
+    """:func:`_os_exact_ref` with the same results, skipping MACs that provably cannot fail.
 
     If ``theta >= 1`` for all ``K`` MACs of an output (``inv_ratio * inv_pe`` of its PE times
     the ``min`` of ``inv_g`` over its cycles; exact, rounded multiplication is monotone) the
-    output is a plain integer dot product; otherwise its MACs run as in the reference.
+    output is a plain integer dot product. Otherwise its running sums are computed without
+    errors and its MACs screened as the ws rows of :func:`_ws_exact` (exit 2 branch-free at the
+    output's lowest theta, exit 3 on the gathered flagged MACs, ``_late_mask`` at the exact
+    theta on the rest); a late MAC shifts the running sums after it and the rest of the output
+    is screened again (:func:`_os_after_late`).
     """
     M, K = A.shape
     N = B.shape[1]
     row_folds = (M + R - 1) // R
     col_folds = (N + C - 1) // C
     per_fold = K + R + C - 2
-    cap = log.shape[1]
-    n_cycles = inv_g.shape[0]
     n_folds = col_folds * row_folds
     # gwin[f, r + c]: min of 1/g over the K cycles of PE (r, c) in fold f
     gwin = np.empty((n_folds, R + C - 1))
     for f in prange(n_folds):
         _window_min(inv_g, f * per_fold, K, gwin[f])
-    BT = np.ascontiguousarray(B.T)
-    for m in prange(M):
-        rf = m // R
-        r = m - rf * R
-        for n in range(N):
-            cf = n // C
-            c = n - cf * C
-            f = cf * row_folds + rf
-            start = f * per_fold
-            pth = inv_ratio * inv_pe[r, c]
-            if pth * gwin[f, r + c] >= 1.0:
-                arow = A[m]  # 1-D rows: the loop vectorizes (2-D indices stayed scalar)
-                brow = BT[n]
-                s = 0
-                for k in range(K):
-                    s += arow[k] * brow[k]
-                out[m, n] = _wrap32(s)
-                continue
-            acc = 0
-            prev_in = 0
-            pa = 0
-            pw = 0
-            for k in range(K):
-                a = int(A[m, k])
-                w = int(BT[n, k])
-                new = _wrap32(acc + w * a)
-                t = start + k + r + c
-                theta = pth * inv_g[min(t, n_cycles - 1)]
-                mask = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts)
-                if mask != 0:
-                    latched = _manifest(new, acc, acc, mask, mode)
-                    j = counts[m]
-                    if j < cap:
-                        log[m, j, 0] = m
-                        log[m, j, 1] = n
-                        log[m, j, 2] = k
-                        log[m, j, 3] = t
-                        log[m, j, 4] = mask
-                        log[m, j, 5] = new
-                        log[m, j, 6] = latched
-                    counts[m] = j + 1
-                    new = latched
-                prev_in = acc
-                pa = a
-                pw = w
-                acc = new
-            out[m, n] = acc
+    Az = np.zeros((M, K + 1), dtype=np.int8)
+    Az[:, 1:] = A
+    BTz = np.zeros((N, K + 1), dtype=np.int8)
+    BTz[:, 1:] = B.T
+    tabs = _screen_tables(consts)
+    cparams = _chain_params(consts)
+    n_chunks = (M + 3) // 4
+    for ch in prange(n_chunks):
+        _os_rows(
+            Az, BTz, R, C, inv_pe, inv_g, gwin, inv_ratio, consts, tabs, cparams, mode, out, log,
+            counts, ch * M // n_chunks, (ch + 1) * M // n_chunks,
+        )  # fmt: skip
