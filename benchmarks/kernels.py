@@ -8,7 +8,8 @@ and ``torch._int_mm`` (exact int8 x int8 -> int32 on CPU).
 The array is chip 0 (its PE delay map at the nominal voltage, flat supply): every PE fails from
 its own threshold on, so the error rate rises smoothly with the critical-path ratio (on a
 variation-free array it is a staircase with no 1e-6 step). Cases: the exact kernel at the
-nominal point (no errors) and at the ratio whose exact per-MAC TER is about 1e-4; the fast
+nominal point (no errors) and at the ratio whose exact per-MAC TER is about 1e-4 (also on a
+128x128 output-stationary array at that ratio, ``exact_os_*``: its own TER); the fast
 kernel (:mod:`accelsim.kernels.fast`: exact int8 GEMM plus sampled error events) at the nominal
 point and at TER ~1e-6 and ~1e-4, the ratios found by bisection on the exact kernel's error
 counts on the first 64 rows (``exact_ter_at_fast_ratios``). ``fast_vs_numpy_ratio`` is the fast
@@ -154,6 +155,11 @@ def main() -> None:
         fast_s[tag] = _best(run, fast_repeat)
         fast_errors[tag] = int(np.mean(counts))
 
+    # the same GEMM and ratio on an output-stationary array (another MAC order, so another TER)
+    os_array = ArrayConfig(128, 128, "os")
+    t_os_err = _best(lambda: exact_gemm(A, B, os_array, ratio=ratio_err, **kw), repeat)
+    os_errors = exact_gemm(A, B, os_array, ratio=ratio_err, **kw).errors.total
+
     result = {
         "benchmark": "kernels",
         "shape_mkn": [m, k, n],
@@ -166,6 +172,9 @@ def main() -> None:
         "exact_with_errors_mac_per_s": macs / t_exact_err,
         "exact_with_errors_ratio": ratio_err,
         "exact_with_errors_ter": ter,
+        "exact_os_with_errors_s": t_os_err,
+        "exact_os_with_errors_mac_per_s": macs / t_os_err,
+        "exact_os_with_errors_ter": os_errors / macs,
         "numpy_f32_s": t_numpy,
         "numpy_f32_flop_per_s": 2 * macs / t_numpy,
         "torch_int_mm_s": t_int_mm,
