@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from accelsim.kernels import _u32 as U
 from accelsim.kernels._mac import (
     _CMASK,
     _NBIN,
@@ -57,6 +58,9 @@ from accelsim.kernels._mac import (
     _chain_exit,
     _chain_params,
     _late_mask,
+    _popcount_screen,
+    _screen_params,
+    _screen_threshold,
 )
 
 MODE_HOLD = 0
@@ -351,7 +355,19 @@ def _with_zero_row(A: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _ws_after_late(
+def _transposed_padded(A: np.ndarray) -> np.ndarray:
+    """``A`` (M, K) transposed, with a zero column in front: ``At[k, m + 1] = A[m, k]``, so
+    ``At[k, m]`` is the activation PE row ``k`` saw before input row ``m``."""
+    M, K = A.shape
+    At = np.zeros((K, M + 1), dtype=np.int8)
+    for m in range(M):
+        for k in range(K):
+            At[k, m + 1] = A[m, k]
+    return At
+
+
+@njit(cache=True)
+def _ws_row_tail(
     A: np.ndarray,
     Ap: np.ndarray,
     m: int,
@@ -361,6 +377,7 @@ def _ws_after_late(
     n: int,
     base: int,
     before: int,
+    late: bool,
     wcol: np.ndarray,
     pth: np.ndarray,
     inv_g: np.ndarray,
@@ -375,16 +392,17 @@ def _ws_after_late(
     pmk: int,
     xmk: int,
     cparams: tuple[int, int, int, float, float, float, float, float],
-) -> None:
-    """The rest of input row ``m`` of a ws fold after its MAC at PE row ``r`` was late.
+) -> int:
+    """The MACs of input row ``m`` of a ws fold after PE row ``r``, one by one.
 
-    ``before`` is the value that MAC would have latched without the error. The partial sums
-    below a late MAC move by what it changed (wrapped, as the adders do), so they are shifted
-    and the following MACs screened again, one by one, with exits 2 and 3 at the row's lowest
-    theta ``tl`` (masks ``cmk``, ``pmk``, ``xmk`` of its bin), exactly as the first pass.
+    If ``late``, the MAC at ``r`` was late and latched ``xc[r + 1]`` instead of ``before``: the
+    partial sums below it move by what it changed (wrapped, as the adders do), so they are
+    shifted first (and after every further late MAC). Each MAC is screened with exits 2 and 3
+    at the row's lowest theta ``tl`` (masks ``cmk``, ``pmk``, ``xmk`` of its bin) and the rest
+    evaluated exactly. Returns the PE row of the first late MAC after ``r``, or -1.
     """
     word = 0xFFFFFFFF
-    late = True
+    first = -1
     while True:
         if late:
             delta = int(xc[r + 1]) - before
@@ -392,7 +410,7 @@ def _ws_after_late(
                 xc[j] = _wrap32(int(xc[j]) + delta)
         r += 1
         if r >= rows:
-            return
+            return first
         w = int(wcol[r])
         a = int(Ap[m + 1, k0 + r])
         pa = int(Ap[m, k0 + r])
@@ -409,12 +427,21 @@ def _ws_after_late(
         late = _ws_mac(
             A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp, consts, mode, log, counts
         )
+        if late and first < 0:
+            first = r
+
+
+#: Flagged MACs gathered and bounded per batch in :func:`_ws_columns`.
+_WS_BATCH = 1024
+#: Byte ``k`` of a word of 0/1 bytes times this lands in bit ``56 + k`` (no carries reach them).
+_GATHER_BITS = 0x0102040810204080
 
 
 @njit(cache=True)
 def _ws_columns(
     A: np.ndarray,
     Ap: np.ndarray,
+    At: np.ndarray,
     B: np.ndarray,
     R: int,
     C: int,
@@ -424,7 +451,8 @@ def _ws_columns(
     inv_ratio: float,
     consts: np.ndarray,
     tabs: np.ndarray,
-    cparams: np.ndarray,
+    cparams: tuple[int, int, int, float, float, float, float, float],
+    sparams: tuple[int, int, int, int, int, int, float],
     mode: int,
     out: np.ndarray,
     log: np.ndarray,
@@ -432,24 +460,40 @@ def _ws_columns(
     n_lo: int,
     n_hi: int,
 ) -> None:
-    """Output columns ``n_lo:n_hi`` of :func:`_ws_exact` (one thread's share): ``Ap`` is ``A``
-    with a zero row in front, ``gwin`` the per-fold supply window minima of :func:`_fold_window`,
-    ``tabs`` the three suffix-OR mask tables and ``cparams`` the chain-bound parameters."""
+    """Output columns ``n_lo:n_hi`` of :func:`_ws_exact` (one thread's share). ``Ap``: ``A``
+    with a zero row in front; ``At``: :func:`_transposed_padded`; ``gwin``: the per-fold supply
+    window minima of :func:`_fold_window`; ``tabs``: the three suffix-OR mask tables;
+    ``cparams`` / ``sparams``: :func:`_chain_params` / :func:`_screen_params`."""
     M, K = A.shape
     row_folds = (K + R - 1) // R
     per_fold = 2 * R + C + M - 2
-    word = 0xFFFFFFFF
     cm_tab = tabs[0]
     pm_tab = tabs[1]
     xm_tab = tabs[2]
+    amask, rmask, lo, tci, pxi, tcmi, ts = sparams
+    amask32, rmask32, lo32 = U.u32(amask), U.u32(rmask), U.u32(lo)
+    tci32, pxi32, tcmi32 = U.u32(tci), U.u32(pxi), U.u32(tcmi)
     wcol = np.zeros(R, dtype=np.int32)
     pth = np.zeros(R)
-    xa = np.zeros(R + 1, dtype=np.int32)
-    xb = np.zeros(R + 1, dtype=np.int32)
-    risky = np.zeros(R, dtype=np.uint32)
-    idx = np.zeros(R, dtype=np.int64)
-    bnd = np.zeros(R)
-    ops = np.zeros((5, R), dtype=np.int64)
+    gw = np.zeros(M)
+    # P[r, m + 1]: partial sum entering PE row r for input row m (P[r, 0] = 0: the zero row
+    # streamed before the first); row r of P is the running sum over PE rows < r
+    P = np.zeros((R + 1, M + 1), dtype=np.int32)
+    run = np.zeros(M + 1, dtype=np.int32)
+    words_per_row = (M + 7) // 8
+    flags = np.zeros((R, 8 * words_per_row), dtype=np.uint8)  # padding bytes stay 0
+    flag_words = flags.reshape(-1).view(np.uint64)
+    gather_bits = np.uint64(_GATHER_BITS)
+    # flagged MACs (PE row, input row), then the survivors of exit 3, then those by input row
+    fr = np.empty(R * M, dtype=np.int32)
+    fm = np.empty(R * M, dtype=np.int32)
+    sr = np.empty(R * M, dtype=np.int32)
+    sm = np.empty(R * M, dtype=np.int32)
+    qr = np.empty(R * M, dtype=np.int32)
+    qm = np.empty(R * M, dtype=np.int32)
+    row_start = np.zeros(M + 1, dtype=np.int64)
+    ops = np.zeros((5, _WS_BATCH), dtype=np.int64)
+    tb = np.zeros(_WS_BATCH)
     acc = np.zeros(M, dtype=np.int64)
     for n in range(n_lo, n_hi):
         cf = n // C
@@ -469,7 +513,9 @@ def _ws_columns(
                 pmin = min(pmin, p)
             gmin = np.inf
             for m in range(M):
-                gmin = min(gmin, gwin[f, m + c])
+                g = gwin[f, m + c]
+                gw[m] = g
+                gmin = min(gmin, g)
             if pmin * gmin >= 1.0:
                 # theta >= 1 for every MAC of the fold: no errors, a plain dot product per row
                 for m in range(M):
@@ -479,99 +525,150 @@ def _ws_columns(
                         s += wcol[r] * arow[r]
                     acc[m] = _wrap32(acc[m] + s)
                 continue
-            # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the
-            # value PE row r latched); xc: the same for the current row
-            xp = xa
-            xc = xb
-            for r in range(rows + 1):
-                xp[r] = 0
+            # running sums of every input row at once (the loop runs over m and vectorizes;
+            # exact without wrapping while no MAC failed: rows * 2**14 <= 2**30)
+            for j in range(M + 1):
+                run[j] = 0
+            for r in range(rows):
+                wr = wcol[r]
+                for j in range(1, M + 1):
+                    v = run[j] + wr * At[k0 + r, j]
+                    run[j] = v
+                    P[r + 1, j] = v
+            # screen every MAC (branch-free, 32-bit lanes): exit 2 at the fold's lowest theta
+            # bin, then the popcount form of exit 3 at the PE's lowest theta in the fold
+            b = int(pmin * gmin * _NBIN)
+            cmk = U.u32(cm_tab[b])
+            pmk = U.u32(pm_tab[b])
+            xmk = U.u32(xm_tab[b])
+            flagged = U.u32(0)
+            for r in range(rows):
+                w = U.u32(wcol[r])
+                thr = U.u32(_screen_threshold(pth[r] * gmin, ts))
+                hit = U.u32(0)
+                for j in range(M):
+                    fl = _popcount_screen(
+                        U.u32(P[r, j + 1]),
+                        U.u32(P[r, j]),
+                        w,
+                        U.u32(At[k0 + r, j + 1]),
+                        U.u32(At[k0 + r, j]),
+                        cmk,
+                        pmk,
+                        xmk,
+                        amask32,
+                        rmask32,
+                        lo32,
+                        tci32,
+                        pxi32,
+                        tcmi32,
+                        thr,
+                    )
+                    flags[r, j] = fl
+                    hit = U.or_(hit, fl)
+                flagged = U.or_(flagged, hit)
+            if flagged == 0:
+                for m in range(M):
+                    acc[m] = _wrap32(acc[m] + P[rows, m + 1])
+                continue
+            # compact the flags (few: whole zero words are skipped), in PE-row order
+            nf = 0
+            for r in range(rows):
+                for i in range(words_per_row):
+                    word8 = flag_words[r * words_per_row + i]
+                    if word8 == 0:
+                        continue
+                    bits = (word8 * gather_bits) >> np.uint64(56)
+                    while bits != 0:
+                        fr[nf] = r
+                        fm[nf] = 8 * i + np.int64(U.trailing_zeros64(bits))
+                        nf += 1
+                        bits &= bits - np.uint64(1)
+            # exit 3 (chain bound) at each MAC's own lowest theta, in batches of gathered
+            # operands (the bound loop then runs on contiguous arrays and vectorizes)
+            ns = 0
+            for q0 in range(0, nf, _WS_BATCH):
+                nb = min(_WS_BATCH, nf - q0)
+                for q in range(nb):
+                    r = fr[q0 + q]
+                    m = fm[q0 + q]
+                    ops[0, q] = wcol[r]
+                    ops[1, q] = At[k0 + r, m + 1]
+                    ops[2, q] = P[r, m + 1]
+                    ops[3, q] = At[k0 + r, m]
+                    ops[4, q] = P[r, m]
+                    tb[q] = pth[r] * gw[m]
+                o0, o1, o2, o3, o4 = ops[0, :nb], ops[1, :nb], ops[2, :nb], ops[3, :nb], ops[4, :nb]
+                t = tb[:nb]
+                for q in range(nb):
+                    bound = _chain_bound(o0[q], o1[q], o2[q], o0[q], o3[q], o4[q], cparams)
+                    t[q] = 0.0 if _chain_exit(bound, t[q]) else 1.0
+                for q in range(nb):
+                    sr[ns] = fr[q0 + q]
+                    sm[ns] = fm[q0 + q]
+                    ns += 1 if t[q] != 0.0 else 0
+            # the survivors by input row (a stable counting sort: PE rows stay in order)
+            for m in range(M + 1):
+                row_start[m] = 0
+            for q in range(ns):
+                row_start[sm[q] + 1] += 1
             for m in range(M):
-                s = 0
-                xc[0] = 0
-                for r in range(rows):
-                    s += wcol[r] * A[m, k0 + r]
-                    xc[r + 1] = s
-                tl = pmin * gwin[f, m + c]
-                if tl < 1.0:
-                    b = int(tl * _NBIN)
-                    cmk = cm_tab[b]
-                    pmk = pm_tab[b]
-                    xmk = xm_tab[b]
-                    for r in range(rows):
-                        w = wcol[r]
-                        xn = xc[r] & word
-                        xo = xp[r] & word
-                        yn = (w * Ap[m + 1, k0 + r]) & word
-                        yo = (w * Ap[m, k0 + r]) & word
-                        rk = _exit2_bits(xn, xo, yn, yo, cmk, pmk, xmk)
-                        risky[r] = rk
-                    anyr = 0
-                    for r in range(rows):
-                        anyr |= risky[r]
-                    if anyr != 0:
-                        # compact the flagged MACs, screen them with exit 3 at the row's lowest
-                        # theta, evaluate the rest exactly
-                        ns = 0
-                        for r in range(rows):
-                            idx[ns] = r
-                            ns += 1 if risky[r] != 0 else 0
-                        # gather their operands: the bound loop then runs on 1-D contiguous
-                        # slices and vectorizes (4-5x faster than on gathered ones)
-                        if ns > 4:
-                            for q in range(ns):
-                                r = idx[q]
-                                ops[0, q] = wcol[r]
-                                ops[1, q] = Ap[m + 1, k0 + r]
-                                ops[2, q] = xc[r]
-                                ops[3, q] = Ap[m, k0 + r]
-                                ops[4, q] = xp[r]
-                            o0, o1, o2, o3, o4 = (
-                                ops[0, :ns],
-                                ops[1, :ns],
-                                ops[2, :ns],
-                                ops[3, :ns],
-                                ops[4, :ns],
-                            )
-                            bq = bnd[:ns]
-                            survivors = 0  # counted in the vectorized loop: most rows have none
-                            for q in range(ns):
-                                bv = _chain_bound(o0[q], o1[q], o2[q], o0[q], o3[q], o4[q], cparams)
-                                bq[q] = bv
-                                survivors += 0 if _chain_exit(bv, tl) else 1
-                        else:  # a few: in place (the gather costs more than it saves)
-                            survivors = ns
-                            for q in range(ns):
-                                r = idx[q]
-                                w = int(wcol[r])
-                                bnd[q] = _chain_bound(
-                                    w,
-                                    int(Ap[m + 1, k0 + r]),
-                                    int(xc[r]),
-                                    w,
-                                    int(Ap[m, k0 + r]),
-                                    int(xp[r]),
-                                    cparams,
-                                )
-                        # the flagged MACs that pass exit 3, in row order, until one is late;
-                        # the rest of the row then goes to _ws_after_late
-                        base = start + R + m + c
-                        for q in range(ns if survivors != 0 else 0):
-                            if _chain_exit(bnd[q], tl):
-                                continue
-                            r = idx[q]
-                            before = int(xc[r + 1])
-                            if _ws_mac(
-                                A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp,
-                                consts, mode, log, counts,
-                            ):  # fmt: skip
-                                _ws_after_late(
-                                    A, Ap, m, k0, r, rows, n, base, before, wcol, pth, inv_g,
-                                    xc, xp, consts, mode, log, counts, tl, cmk, pmk, xmk,
-                                    cparams,
-                                )  # fmt: skip
-                                break
-                acc[m] = _wrap32(acc[m] + xc[rows])
-                xp, xc = xc, xp
+                row_start[m + 1] += row_start[m]
+            for q in range(ns):
+                m = sm[q]
+                d = row_start[m]
+                qr[d] = sr[q]
+                qm[d] = m
+                row_start[m] = d + 1
+            # evaluate them in the array's order (input rows, then PE rows). A late MAC at PE
+            # row r of input row m changes the partial sums below it: the rest of row m goes
+            # to _ws_row_tail, and row m + 1 (whose previous-row sums changed from r on) is
+            # screened again from PE row r
+            q = 0
+            dirty_m = -1
+            dirty_r = 0
+            while q < ns or dirty_m >= 0:
+                m = qm[q] if q < ns else M
+                if 0 <= dirty_m <= m:
+                    m = dirty_m
+                if m >= M:
+                    break
+                stop = dirty_r if m == dirty_m else rows
+                xc = P[:, m + 1]
+                xp = P[:, m]
+                base = start + R + m + c
+                tl = pmin * gw[m]
+                bin_m = int(tl * _NBIN) if tl < 1.0 else _NBIN
+                late_r = -1
+                while q < ns and qm[q] == m:
+                    r = qr[q]
+                    q += 1
+                    if late_r >= 0 or r >= stop:
+                        continue
+                    before = int(xc[r + 1])
+                    if _ws_mac(
+                        A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp, consts, mode,
+                        log, counts,
+                    ):  # fmt: skip
+                        late_r = r
+                        _ws_row_tail(
+                            A, Ap, m, k0, r, rows, n, base, before, True, wcol, pth, inv_g, xc,
+                            xp, consts, mode, log, counts, tl, cm_tab[bin_m], pm_tab[bin_m],
+                            xm_tab[bin_m], cparams,
+                        )  # fmt: skip
+                if late_r < 0 and m == dirty_m:
+                    late_r = _ws_row_tail(
+                        A, Ap, m, k0, dirty_r - 1, rows, n, base, 0, False, wcol, pth, inv_g,
+                        xc, xp, consts, mode, log, counts, tl, cm_tab[bin_m], pm_tab[bin_m],
+                        xm_tab[bin_m], cparams,
+                    )  # fmt: skip
+                if late_r >= 0:
+                    dirty_m = m + 1
+                    dirty_r = late_r
+                else:
+                    dirty_m = -1
+            for m in range(M):
+                acc[m] = _wrap32(acc[m] + P[rows, m + 1])
         for m in range(M):
             out[m, n] = acc[m]
 
@@ -596,16 +693,21 @@ def _ws_exact(
     Per output column and row fold: if ``theta >= 1`` for every MAC (``min`` over the fold's
     PEs of ``inv_ratio * inv_pe`` times the ``min`` of ``inv_g`` over its cycles; rounded
     multiplication is monotone, so this is exact) the fold is a plain integer dot product.
-    Otherwise, per input row ``m``: the partial sums down the column are a prefix sum (exact
-    without wrapping while no MAC failed: ``rows * 2**14 <= 2**30``); if ``theta >= 1`` over
-    the row's cycles the row is done, else a branch-free pass applies early exit 2 of
-    ``_late_mask`` with the masks of the row's lowest theta bin (the OR over bins ``>=`` it),
-    the flagged MACs are gathered and screened by early exit 3 (:func:`_chain_bound`) at the
-    row's lowest theta, and only the rest is evaluated by ``_late_mask`` with the exact theta.
-    Both screens only use lower bounds of theta, so they never hide a late MAC. A late MAC
-    shifts every partial sum below it by what it changed; :func:`_ws_after_late` applies the
-    shift and screens the rest of the row again MAC by MAC (19-23% faster at TER 3e-4..3e-3
-    on 256x1152x1152 than evaluating the rest of the row exactly).
+    Otherwise:
+
+    1. The partial sums entering every PE row for every input row are running sums without
+       errors (vectorized over the input rows).
+    2. Every MAC is screened branch-free in 32-bit lanes (:func:`_popcount_screen`): exit 2 of
+       ``_late_mask`` at the fold's lowest theta bin, then a popcount form of exit 3 at the
+       PE's lowest theta in the fold. On DNN operands about 0.7% of the MACs stay flagged.
+    3. The flagged MACs are gathered and screened by exit 3 (:func:`_chain_bound`) at their
+       own lowest theta; the survivors are evaluated by ``_late_mask`` with the exact theta,
+       input row by input row.
+
+    Every screen uses a lower bound of theta, so none hides a late MAC. A late MAC shifts the
+    partial sums below it by what it changed and sends the rest of its row to
+    :func:`_ws_row_tail`; the next input row, whose previous-row sums changed below that PE
+    row, is screened again from there, MAC by MAC.
     """
     M, K = A.shape
     N = B.shape[1]
@@ -619,14 +721,16 @@ def _ws_exact(
             _fold_window(inv_g, R, C, M, K, f, gwin[f])
     tabs = _screen_tables(consts)
     cparams = _chain_params(consts)
+    sparams = _screen_params(consts)
     Ap = _with_zero_row(A)
+    At = _transposed_padded(A)
     # columns in chunks of 8 (allocating the scratch arrays per column cost about a fifth of a
     # small GEMM's time)
     n_chunks = (N + 7) // 8
     for ch in prange(n_chunks):
         _ws_columns(
-            A, Ap, B, R, C, inv_pe, inv_g, gwin, inv_ratio, consts, tabs, cparams, mode, out,
-            log, counts, ch * N // n_chunks, (ch + 1) * N // n_chunks,
+            A, Ap, At, B, R, C, inv_pe, inv_g, gwin, inv_ratio, consts, tabs, cparams, sparams,
+            mode, out, log, counts, ch * N // n_chunks, (ch + 1) * N // n_chunks,
         )  # fmt: skip
 
 
