@@ -34,7 +34,9 @@ finite ``theta >= 0`` (it indexes the mask tables with ``floor(theta * _NBIN)``)
 small on purpose: LLVM then inlines it into the caller's loop (3.7 instead of ~10 ns/MAC).
 Its early exit 3 is :func:`_chain_bound` (inlined by numba, branch-free) compared by
 :func:`_chain_exit`; the exact systolic kernel calls both directly on contiguous batches of
-MACs to screen them (with a lower bound of theta, which keeps the screen conservative).
+MACs to screen them (with a lower bound of theta, which keeps the screen conservative). Its ws
+path first screens every MAC with :func:`_popcount_screen`, exit 2 and a cheaper, looser form
+of exit 3 in 32-bit fixed point.
 """
 
 from __future__ import annotations

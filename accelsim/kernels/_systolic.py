@@ -37,9 +37,10 @@ of the operands, the PE map and the supply trace, so results are identical at an
 ``_ws_exact_ref`` / ``_os_exact_ref`` evaluate every MAC with ``_late_mask``. ``_ws_exact`` /
 ``_os_exact`` give bit-identical results (output and error log) and skip work that provably
 cannot produce an error: folds / outputs whose every MAC has ``theta >= 1`` become plain
-integer dot products, and ws rows are screened branch-free with early exits 2 and 3 of
-``_late_mask`` at the row's lowest theta before the surviving MACs are evaluated exactly (see
-their docstrings). The tests compare both against each other and against a register-level
+integer dot products, and the MACs of the other folds are screened branch-free with early
+exits 2 and 3 of ``_late_mask`` (ws: first a popcount form of exit 3 on every MAC, then the chain
+bound on the few it keeps) at lower bounds of their theta before the surviving MACs are
+evaluated exactly (see their docstrings). The tests compare both against each other and against a register-level
 simulation.
 """
 

@@ -3,6 +3,8 @@ register-transfer reference simulation of the array when errors occur."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numba
 import numpy as np
 import pytest
@@ -399,3 +401,35 @@ def test_suffix_or_covers_every_higher_bin():
             assert np.all(masks[i:] & ~tab[i] == 0)
             assert tab[i] == np.bitwise_or.reduce(masks[i:])
     assert _systolic._suffix_or(CONSTS, _mac._CMASK)[_mac._NBIN] == 0
+
+
+def test_ws_screen_matches_per_mac_reference_on_random_problems():
+    # random shapes (odd M, partial folds, R or C of 1), thresholds, manifestations, droop and a
+    # narrower accumulator: the screened ws kernel must reproduce the reference bit for bit
+    narrow = kernel_constants(
+        replace(default_sensitized_params(), acc_bits=24, ripple_bits=20, mult_split=3)
+    )
+    rng = np.random.default_rng(77)
+    total = 0
+    for _ in range(24):
+        m, k, n = (int(x) for x in rng.integers(1, [40, 200, 30]))
+        R, C = (int(x) for x in rng.integers(1, 40, size=2))
+        A = np.clip(np.round(rng.exponential(30.0, size=(m, k))), 0, 127).astype(np.int8)
+        A[rng.random((m, k)) < 0.3] = 0
+        B = rng.integers(-128, 128, size=(k, n), dtype=np.int64).astype(np.int8)
+        pe = rng.uniform(1.0, 1.25, size=(R, C))
+        g = _droop_trace(rng, 3000, events=10, depth=1.2) if rng.random() < 0.5 else None
+        kw = dict(
+            ratio=float(rng.choice([0.9, 1.0, 1.1, 1.3, 1.7])),
+            consts=narrow if rng.random() < 0.3 else CONSTS,
+            pe_factor=pe,
+            supply_factor=g,
+            manifestation=str(rng.choice(list(MODES))),
+            log_capacity=int(rng.choice([1, 1000])),
+        )
+        arr = ArrayConfig(R, C, "ws")
+        fast = _exact_gemm(A, B, arr, reference=False, **kw)
+        ref = _exact_gemm(A, B, arr, reference=True, **kw)
+        _assert_same(fast, ref)
+        total += ref.errors.total
+    assert total > 1000
