@@ -127,10 +127,11 @@ from accelsim.kernels.exact import (
 
 #: Per-MAC error rate above which the fast kernel is the slower one and the accelerator's fast
 #: mode hands a GEMM to the exact kernel (``exact_above``). Measured, 2 cores: 256x1152x1152 on
-#: chip 0, fast vs exact 0.27 vs 0.77 s at TER 9e-5, 0.39 vs 0.79 s at 1.5e-4, 0.62 vs 0.57 s at
-#: 2.7e-4 (with the per-bucket thinning; before it 3.0 vs 1.0 s at 2e-4, 8.5 vs 1.9 s at 3e-3);
-#: dit-digits sampling at 0.80 V (TER 4e-4) 14.8 vs 7.9 s, at 0.75 V (2.6e-3) 62 vs 15 s, and
-#: there the fast kernel also overcounts (+5 %, +19 %): the limit stays below the crossover.
+#: chip 0 with the popcount-screened exact ws kernel, fast vs exact 0.21 vs 0.22 s at TER 9.4e-5,
+#: 0.25 vs 0.24 s at 1.3e-4, 0.32 vs 0.28 s at 2e-4, 0.56 vs 0.33 s at 3.4e-4, 0.84 vs 0.47 s at
+#: 6.4e-4 (crossover near 1.2e-4; with the older exact kernel it was near 2.7e-4); dit-digits
+#: sampling at 0.80 V (TER 4e-4) 14.8 vs 7.9 s, at 0.75 V (2.6e-3) 62 vs 15 s (older exact
+#: kernel), and there the fast kernel also overcounts (+5 %, +19 %).
 EXACT_ABOVE_TER = 1e-4
 #: Least room for events per ws thinning unit (fold x PE row) in the first pass, and the most
 #: rows of the first pass's event buffer otherwise (48 bytes each; more events take a rerun).
