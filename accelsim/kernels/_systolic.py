@@ -100,6 +100,33 @@ def _manifest(correct: int, psum_in: int, prev_reg: int, mask: int, mode: int) -
     return correct
 
 
+@njit(cache=True, inline="always")
+def _log_error(
+    log: np.ndarray,
+    counts: np.ndarray,
+    lane: int,
+    m: int,
+    n: int,
+    k: int,
+    cycle: int,
+    mask: int,
+    correct: int,
+    latched: int,
+) -> None:
+    """Append an error to ``lane``'s log (:data:`LOG_FIELDS`), up to the log's capacity;
+    ``counts[lane]`` counts every error."""
+    j = counts[lane]
+    if j < log.shape[1]:
+        log[lane, j, 0] = m
+        log[lane, j, 1] = n
+        log[lane, j, 2] = k
+        log[lane, j, 3] = cycle
+        log[lane, j, 4] = mask
+        log[lane, j, 5] = correct
+        log[lane, j, 6] = latched
+    counts[lane] = j + 1
+
+
 @njit(cache=True, parallel=True)
 def _ws_exact_ref(
     A: np.ndarray,  # int8 (M, K): streamed operand
@@ -119,7 +146,6 @@ def _ws_exact_ref(
     N = B.shape[1]
     row_folds = (K + R - 1) // R
     per_fold = 2 * R + C + M - 2
-    cap = log.shape[1]
     n_cycles = inv_g.shape[0]
     for n in prange(N):
         cf = n // C
@@ -150,16 +176,7 @@ def _ws_exact_ref(
                     mask = _late_mask(w, a, psum, w, prev_a[r], prev_in[r], theta, consts)
                     if mask != 0:
                         latched = _manifest(new, psum, prev_out[r], mask, mode)
-                        j = counts[n]
-                        if j < cap:
-                            log[n, j, 0] = m
-                            log[n, j, 1] = n
-                            log[n, j, 2] = k0 + r
-                            log[n, j, 3] = t
-                            log[n, j, 4] = mask
-                            log[n, j, 5] = new
-                            log[n, j, 6] = latched
-                        counts[n] = j + 1
+                        _log_error(log, counts, n, m, n, k0 + r, t, mask, new, latched)
                         new = latched
                     prev_a[r] = a
                     prev_in[r] = psum
@@ -189,7 +206,6 @@ def _os_exact_ref(
     N = B.shape[1]
     row_folds = (M + R - 1) // R
     per_fold = K + R + C - 2
-    cap = log.shape[1]
     n_cycles = inv_g.shape[0]
     for m in prange(M):
         rf = m // R
@@ -211,16 +227,7 @@ def _os_exact_ref(
                 mask = _late_mask(w, a, acc, pw, pa, prev_in, theta, consts)
                 if mask != 0:
                     latched = _manifest(new, acc, acc, mask, mode)
-                    j = counts[m]
-                    if j < cap:
-                        log[m, j, 0] = m
-                        log[m, j, 1] = n
-                        log[m, j, 2] = k
-                        log[m, j, 3] = t
-                        log[m, j, 4] = mask
-                        log[m, j, 5] = new
-                        log[m, j, 6] = latched
-                    counts[m] = j + 1
+                    _log_error(log, counts, m, m, n, k, t, mask, new, latched)
                     new = latched
                 prev_in = acc
                 pa = a
@@ -309,16 +316,7 @@ def _ws_mac(
     late = mask != 0
     if late:
         latched = _manifest(new, psum, int(xp[r + 1]), mask, mode)
-        j = counts[n]
-        if j < log.shape[1]:
-            log[n, j, 0] = m
-            log[n, j, 1] = n
-            log[n, j, 2] = k0 + r
-            log[n, j, 3] = t
-            log[n, j, 4] = mask
-            log[n, j, 5] = new
-            log[n, j, 6] = latched
-        counts[n] = j + 1
+        _log_error(log, counts, n, m, n, k0 + r, t, mask, new, latched)
         new = latched
     xc[r + 1] = new
     return late
@@ -767,16 +765,7 @@ def _os_mac(
     if mask == 0:
         return 0
     latched = _manifest(new, acc, acc, mask, mode)
-    j = counts[m]
-    if j < log.shape[1]:
-        log[m, j, 0] = m
-        log[m, j, 1] = n
-        log[m, j, 2] = k
-        log[m, j, 3] = t
-        log[m, j, 4] = mask
-        log[m, j, 5] = new
-        log[m, j, 6] = latched
-    counts[m] = j + 1
+    _log_error(log, counts, m, m, n, k, t, mask, new, latched)
     return latched - new
 
 
