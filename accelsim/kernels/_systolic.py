@@ -430,6 +430,129 @@ def _ws_row_tail(
             first = r
 
 
+@njit(cache=True, inline="always")
+def _ws_fold_by_row(
+    A: np.ndarray,
+    Ap: np.ndarray,
+    n: int,
+    c: int,
+    f: int,
+    k0: int,
+    rows: int,
+    start: int,
+    R: int,
+    pmin: float,
+    wcol: np.ndarray,
+    pth: np.ndarray,
+    gw: np.ndarray,
+    inv_g: np.ndarray,
+    consts: np.ndarray,
+    tabs: np.ndarray,
+    cparams: tuple[int, int, int, float, float, float, float, float],
+    mode: int,
+    log: np.ndarray,
+    counts: np.ndarray,
+    acc: np.ndarray,
+    xa: np.ndarray,
+    xb: np.ndarray,
+    risky: np.ndarray,
+    idx: np.ndarray,
+    bnd: np.ndarray,
+    ops: np.ndarray,
+) -> None:
+    """One ws fold of output column ``n``, input row by input row (for few input rows, see
+    :data:`_WS_BY_ROW_M`): the running sums of the row (a scan), exit 2 over its MACs at the
+    row's lowest theta (branch-free), the flagged MACs gathered and bounded by exit 3, the
+    survivors evaluated exactly until one is late and :func:`_ws_row_tail` takes the rest.
+    The partial sums of the row are then the previous row's for the next. Inlined into
+    :func:`_ws_columns`, which owns the scratch arrays ``xa`` .. ``ops`` (LLVM then knows
+    they do not alias and vectorizes the loops)."""
+    M = A.shape[0]
+    word = 0xFFFFFFFF
+    # xp[r]: partial sum entering PE row r for the previous input row (xp[r + 1]: the value
+    # PE row r latched); xc: the same for the current row
+    xp = xa
+    xc = xb
+    for r in range(rows + 1):
+        xp[r] = 0
+    for m in range(M):
+        s = 0
+        xc[0] = 0
+        for r in range(rows):
+            s += wcol[r] * A[m, k0 + r]
+            xc[r + 1] = s
+        tl = pmin * gw[m]
+        if tl < 1.0:
+            b = int(tl * _NBIN)
+            cmk = tabs[0, b]
+            pmk = tabs[1, b]
+            xmk = tabs[2, b]
+            for r in range(rows):
+                w = wcol[r]
+                xn = xc[r] & word
+                xo = xp[r] & word
+                yn = (w * Ap[m + 1, k0 + r]) & word
+                yo = (w * Ap[m, k0 + r]) & word
+                risky[r] = _exit2_bits(xn, xo, yn, yo, cmk, pmk, xmk)
+            anyr = 0
+            for r in range(rows):
+                anyr |= risky[r]
+            if anyr != 0:
+                ns = 0
+                for r in range(rows):
+                    idx[ns] = r
+                    ns += 1 if risky[r] != 0 else 0
+                if ns > 4:
+                    # gather their operands: the bound loop then runs on 1-D contiguous slices
+                    # and vectorizes (4-5x faster than on gathered ones)
+                    for q in range(ns):
+                        r = idx[q]
+                        ops[0, q] = wcol[r]
+                        ops[1, q] = Ap[m + 1, k0 + r]
+                        ops[2, q] = xc[r]
+                        ops[3, q] = Ap[m, k0 + r]
+                        ops[4, q] = xp[r]
+                    o0, o1, o2, o3 = ops[0, :ns], ops[1, :ns], ops[2, :ns], ops[3, :ns]
+                    o4 = ops[4, :ns]
+                    bq = bnd[:ns]
+                    survivors = 0  # counted in the vectorized loop: most rows have none
+                    for q in range(ns):
+                        bv = _chain_bound(o0[q], o1[q], o2[q], o0[q], o3[q], o4[q], cparams)
+                        bq[q] = bv
+                        survivors += 0 if _chain_exit(bv, tl) else 1
+                else:  # a few: in place (the gather costs more than it saves)
+                    survivors = ns
+                    for q in range(ns):
+                        r = idx[q]
+                        w = int(wcol[r])
+                        bnd[q] = _chain_bound(
+                            w, int(Ap[m + 1, k0 + r]), int(xc[r]), w, int(Ap[m, k0 + r]),
+                            int(xp[r]), cparams,
+                        )  # fmt: skip
+                base = start + R + m + c
+                for q in range(ns if survivors != 0 else 0):
+                    r = idx[q]
+                    if _chain_exit(bnd[q], pth[r] * gw[m]):
+                        continue
+                    before = int(xc[r + 1])
+                    if _ws_mac(
+                        A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp, consts, mode,
+                        log, counts,
+                    ):  # fmt: skip
+                        _ws_row_tail(
+                            A, Ap, m, k0, r, rows, n, base, before, True, wcol, pth, inv_g, xc,
+                            xp, consts, mode, log, counts, tl, cmk, pmk, xmk, cparams,
+                        )  # fmt: skip
+                        break
+        acc[m] = _wrap32(acc[m] + xc[rows])
+        xp, xc = xc, xp
+
+
+#: Below this many input rows :func:`_ws_columns` works input row by input row: the running sums
+#: over input rows then have too few lanes to pay off (measured: M = 1, 1x1152x1152, 2.6 ms by
+#: row vs 8-10 ms over input rows; M = 64 and up, the layout over input rows is 1.3-2.5x faster
+#: at TER up to ~1e-3 and 3-8% slower at ~1e-2).
+_WS_BY_ROW_M = 32
 #: Flagged MACs gathered and bounded per batch in :func:`_ws_columns`.
 _WS_BATCH = 1024
 #: Byte ``k`` of a word of 0/1 bytes times this lands in bit ``56 + k`` (no carries reach them).
@@ -493,6 +616,13 @@ def _ws_columns(
     row_start = np.zeros(M + 1, dtype=np.int64)
     ops = np.zeros((5, _WS_BATCH), dtype=np.int64)
     tb = np.zeros(_WS_BATCH)
+    # scratch of _ws_fold_by_row
+    xa = np.zeros(R + 1, dtype=np.int32)
+    xb = np.zeros(R + 1, dtype=np.int32)
+    risky = np.zeros(R, dtype=np.int64)
+    idx = np.zeros(R, dtype=np.int64)
+    bnd = np.zeros(R)
+    rops = np.zeros((5, R), dtype=np.int64)
     acc = np.zeros(M, dtype=np.int64)
     for n in range(n_lo, n_hi):
         cf = n // C
@@ -523,6 +653,12 @@ def _ws_columns(
                     for r in range(rows):
                         s += wcol[r] * arow[r]
                     acc[m] = _wrap32(acc[m] + s)
+                continue
+            if M < _WS_BY_ROW_M:
+                _ws_fold_by_row(
+                    A, Ap, n, c, f, k0, rows, start, R, pmin, wcol, pth, gw, inv_g, consts, tabs,
+                    cparams, mode, log, counts, acc, xa, xb, risky, idx, bnd, rops,
+                )  # fmt: skip
                 continue
             # running sums of every input row at once (the loop runs over m and vectorizes;
             # exact without wrapping while no MAC failed: rows * 2**14 <= 2**30)
@@ -723,9 +859,10 @@ def _ws_exact(
     sparams = _screen_params(consts)
     Ap = _with_zero_row(A)
     At = _transposed_padded(A)
-    # columns in chunks of 8 (allocating the scratch arrays per column cost about a fifth of a
-    # small GEMM's time)
-    n_chunks = (N + 7) // 8
+    # columns in chunks of 8, or 32 with few input rows (allocating the scratch arrays per
+    # column cost about a fifth of a small GEMM's time)
+    width = 8 if M >= _WS_BY_ROW_M else 32
+    n_chunks = (N + width - 1) // width
     for ch in prange(n_chunks):
         _ws_columns(
             A, Ap, At, B, R, C, inv_pe, inv_g, gwin, inv_ratio, consts, tabs, cparams, sparams,
