@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from accelsim.kernels import _u32 as U
 from accelsim.kernels._mac import (
     _ACC,
     _CMASK,
@@ -34,6 +35,9 @@ from accelsim.kernels._mac import (
     _late_mask,
     _late_mask_tail,
     _longest_run,
+    _popcount_screen,
+    _screen_params,
+    _screen_threshold,
 )
 from accelsim.kernels._systolic import _manifest, _window_min, _wrap32
 
@@ -177,11 +181,28 @@ def _note_late(
 
 
 @njit(cache=True, inline="always")
-def _screen_masks(theta: float, consts: np.ndarray) -> tuple[bool, int, int, int]:
-    """``(theta < 1, carry, product, psum masks)`` of exit 2 of ``_late_mask`` at ``theta``."""
+def _screen_masks(
+    theta: float, consts: np.ndarray
+) -> tuple[bool, int, int, int, int, int, int, int, int, int, int]:
+    """The screen of :func:`_sample_chain` at ``theta``: ``theta < 1``, the carry, product and
+    psum masks of exit 2 of ``_late_mask``, then the accumulator, ripple and split masks, the
+    fixed-point delays and the threshold of :func:`_mac._popcount_screen`."""
     screen = theta < 1.0  # exit 1: nothing is late at theta >= 1
     ib = int(theta * _NBIN) if screen else 0
-    return screen, int(consts[_CMASK + ib]), int(consts[_PMASK + ib]), int(consts[_XMASK + ib])
+    amask, rmask, lo, tci, pxi, tcmi, ts = _screen_params(consts)
+    return (
+        screen,
+        int(consts[_CMASK + ib]),
+        int(consts[_PMASK + ib]),
+        int(consts[_XMASK + ib]),
+        amask,
+        rmask,
+        lo,
+        tci,
+        pxi,
+        tcmi,
+        _screen_threshold(theta, ts),
+    )
 
 
 @njit(cache=True, inline="always")
@@ -196,7 +217,7 @@ def _sample_chain(
     pv: np.ndarray,
     ppv: np.ndarray,
     rmask: int,
-    masks: tuple[bool, int, int, int],
+    masks: tuple[bool, int, int, int, int, int, int, int, int, int, int],
     theta: float,
     consts: np.ndarray,
     risky: np.ndarray,
@@ -207,23 +228,37 @@ def _sample_chain(
 ) -> None:
     """Cells and late flags of the first ``count`` MACs of sampled chain ``i`` from their
     operands (``w, a``), previous cycle's operands (``pw, pa``) and partial sums (``psum_in``
-    and the previous cycle's): classes and the exit-2 screen of ``_late_mask`` in branch-free
-    loops that vectorize, then ``_late_mask_tail`` for the flagged MACs only (the same masks
-    as ``_late_mask`` per MAC)."""
-    screen, cmk, pmk, xmk = masks
-    word = 0xFFFFFFFF
+    and the previous cycle's): classes and the screen of :func:`_mac._popcount_screen` (exit 2
+    of ``_late_mask`` and a looser exit 3) in branch-free loops that vectorize, then
+    ``_late_mask_tail`` for the flagged MACs only (the same masks as ``_late_mask`` per MAC;
+    the popcount screen flags 1 in 16 of the MACs exit 2 alone flags, halving the sample's
+    cost)."""
+    screen, cmk, pmk, xmk, amask, rmask32, lo, tci, pxi, tcmi, thr = masks
     crow = cell[i]
     for j in range(count):
         crow[j] = strata[j] * N_CLASSES + _class(wv[j], av[j], pwv[j], pav[j], pv[j], ppv[j], rmask)
+    cm, pm, xm = U.u32(cmk), U.u32(pmk), U.u32(xmk)
+    am, rm, lo32 = U.u32(amask), U.u32(rmask32), U.u32(lo)
+    tc, px, tcm, th = U.u32(tci), U.u32(pxi), U.u32(tcmi), U.u32(thr)
     for j in range(count):
-        xn = pv[j] & word
-        xo = ppv[j] & word
-        yn = (wv[j] * av[j]) & word
-        yo = (pwv[j] * pav[j]) & word
-        sn = (xn + yn) & word
-        so = (xo + yo) & word
-        dc = (sn ^ xn ^ yn) ^ (so ^ xo ^ yo)
-        risky[j] = (sn ^ so) & ((dc & cmk) | ((yn ^ yo) & pmk) | ((xn ^ xo) & xmk))
+        risky[j] = _popcount_screen(
+            U.u32(pv[j]),
+            U.u32(ppv[j]),
+            U.u32(wv[j]),
+            U.u32(av[j]),
+            U.u32(pwv[j]),
+            U.u32(pav[j]),
+            cm,
+            pm,
+            xm,
+            am,
+            rm,
+            lo32,
+            tc,
+            px,
+            tcm,
+            th,
+        )
     for j in range(count):
         mask = 0
         if screen and risky[j] != 0:
@@ -263,7 +298,7 @@ def _ws_sample(
         pav = np.zeros(D, dtype=np.int64)
         pv = np.zeros(D, dtype=np.int64)
         ppv = np.zeros(D, dtype=np.int64)
-        risky = np.zeros(D, dtype=np.int64)
+        risky = np.zeros(D, dtype=np.uint32)
         for i in range(ch * L // n_chunks, (ch + 1) * L // n_chunks):
             m = lane_m[i]
             n = lane_n[i]
@@ -362,7 +397,7 @@ def _os_sample(
         pav = np.zeros(K, dtype=np.int64)
         pv = np.zeros(K, dtype=np.int64)
         ppv = np.zeros(K, dtype=np.int64)
-        risky = np.zeros(K, dtype=np.int64)
+        risky = np.zeros(K, dtype=np.uint32)
         for i in range(ch * L // n_chunks, (ch + 1) * L // n_chunks):
             m = lane_m[i]
             n = lane_n[i]

@@ -352,6 +352,7 @@ def _popcount_screen(
     xo: np.uint32,
     w: np.uint32,
     a: np.uint32,
+    pw: np.uint32,
     pa: np.uint32,
     cmk: np.uint32,
     pmk: np.uint32,
@@ -364,11 +365,11 @@ def _popcount_screen(
     tcmi: np.uint32,
     thr: np.uint32,
 ) -> np.uint32:
-    """1 unless early exit 2 or a popcount form of exit 3 proves a MAC of a fixed weight on time.
+    """1 unless early exit 2 or a popcount form of exit 3 proves a MAC on time.
 
     32-bit words (:mod:`accelsim.kernels._u32`: loops over it vectorize 16 lanes wide): psum in
-    ``xn`` / ``xo`` and activation ``a`` / ``pa`` of this and the PE's previous MAC, weight
-    ``w``; exit-2 masks ``cmk``, ``pmk``, ``xmk`` of a theta bin at or below the MAC's (see
+    ``xn`` / ``xo``, weight ``w`` / ``pw`` and activation ``a`` / ``pa`` of this and the PE's
+    previous MAC (ws: ``pw = w``); exit-2 masks ``cmk``, ``pmk``, ``xmk`` of a theta bin at or below the MAC's (see
     :func:`_late_mask`); the rest from :func:`_screen_params` and :func:`_screen_threshold`.
 
     The second test is :func:`_chain_bound` with each longest run of linked carries replaced
@@ -380,7 +381,7 @@ def _popcount_screen(
     one = U.u32(1)
     m16 = U.u32(0xFFFF)
     y = U.mul(w, a)
-    yp = U.mul(w, pa)
+    yp = U.mul(pw, pa)
     sn = U.add(xn, y)
     so = U.add(xo, yp)
     dcw = U.xor(U.xor(U.xor(sn, xn), y), U.xor(U.xor(so, xo), yp))
@@ -400,7 +401,7 @@ def _popcount_screen(
     chain = U.add(U.popcount(link), U.nonzero(dc))
     # multiplier's merge adder
     u = U.mul(w, U.and_(a, lo))
-    up = U.mul(w, U.and_(pa, lo))
+    up = U.mul(pw, U.and_(pa, lo))
     un = U.and_(u, m16)
     vn = U.and_(U.sub(y, u), m16)
     uo = U.and_(up, m16)

@@ -687,6 +687,7 @@ def _ws_columns(
                         U.u32(P[r, j]),
                         w,
                         U.u32(At[k0 + r, j + 1]),
+                        w,
                         U.u32(At[k0 + r, j]),
                         cmk,
                         pmk,
