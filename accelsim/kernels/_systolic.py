@@ -431,6 +431,45 @@ def _ws_row_tail(
 
 
 @njit(cache=True, inline="always")
+def _ws_late_then_tail(
+    A: np.ndarray,
+    Ap: np.ndarray,
+    m: int,
+    k0: int,
+    r: int,
+    rows: int,
+    n: int,
+    base: int,
+    wcol: np.ndarray,
+    pth: np.ndarray,
+    inv_g: np.ndarray,
+    xc: np.ndarray,
+    xp: np.ndarray,
+    consts: np.ndarray,
+    mode: int,
+    log: np.ndarray,
+    counts: np.ndarray,
+    tl: float,
+    cmk: int,
+    pmk: int,
+    xmk: int,
+    cparams: tuple[int, int, int, float, float, float, float, float],
+) -> bool:
+    """Evaluate the MAC at PE row ``r`` of input row ``m`` exactly (:func:`_ws_mac`); if it is
+    late, the rest of the row goes to :func:`_ws_row_tail`. Returns whether it was late."""
+    before = int(xc[r + 1])
+    if not _ws_mac(
+        A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp, consts, mode, log, counts
+    ):
+        return False
+    _ws_row_tail(
+        A, Ap, m, k0, r, rows, n, base, before, True, wcol, pth, inv_g, xc, xp, consts, mode,
+        log, counts, tl, cmk, pmk, xmk, cparams,
+    )  # fmt: skip
+    return True
+
+
+@njit(cache=True, inline="always")
 def _ws_fold_by_row(
     A: np.ndarray,
     Ap: np.ndarray,
@@ -534,15 +573,10 @@ def _ws_fold_by_row(
                     r = idx[q]
                     if _chain_exit(bnd[q], pth[r] * gw[m]):
                         continue
-                    before = int(xc[r + 1])
-                    if _ws_mac(
-                        A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp, consts, mode,
-                        log, counts,
+                    if _ws_late_then_tail(
+                        A, Ap, m, k0, r, rows, n, base, wcol, pth, inv_g, xc, xp, consts, mode,
+                        log, counts, tl, cmk, pmk, xmk, cparams,
                     ):  # fmt: skip
-                        _ws_row_tail(
-                            A, Ap, m, k0, r, rows, n, base, before, True, wcol, pth, inv_g, xc,
-                            xp, consts, mode, log, counts, tl, cmk, pmk, xmk, cparams,
-                        )  # fmt: skip
                         break
         acc[m] = _wrap32(acc[m] + xc[rows])
         xp, xc = xc, xp
@@ -781,17 +815,11 @@ def _ws_columns(
                     q += 1
                     if late_r >= 0 or r >= stop:
                         continue
-                    before = int(xc[r + 1])
-                    if _ws_mac(
-                        A, Ap, m, k0, r, n, base + r, wcol, pth, inv_g, xc, xp, consts, mode,
-                        log, counts,
+                    if _ws_late_then_tail(
+                        A, Ap, m, k0, r, rows, n, base, wcol, pth, inv_g, xc, xp, consts, mode,
+                        log, counts, tl, cm_tab[bin_m], pm_tab[bin_m], xm_tab[bin_m], cparams,
                     ):  # fmt: skip
                         late_r = r
-                        _ws_row_tail(
-                            A, Ap, m, k0, r, rows, n, base, before, True, wcol, pth, inv_g, xc,
-                            xp, consts, mode, log, counts, tl, cm_tab[bin_m], pm_tab[bin_m],
-                            xm_tab[bin_m], cparams,
-                        )  # fmt: skip
                 if late_r < 0 and m == dirty_m:
                     late_r = _ws_row_tail(
                         A, Ap, m, k0, dirty_r - 1, rows, n, base, 0, False, wcol, pth, inv_g,
