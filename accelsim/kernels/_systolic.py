@@ -38,10 +38,10 @@ of the operands, the PE map and the supply trace, so results are identical at an
 ``_os_exact`` give bit-identical results (output and error log) and skip work that provably
 cannot produce an error: folds / outputs whose every MAC has ``theta >= 1`` become plain
 integer dot products, and the MACs of the other folds are screened branch-free with early
-exits 2 and 3 of ``_late_mask`` (ws: first a popcount form of exit 3 on every MAC, then the chain
-bound on the few it keeps) at lower bounds of their theta before the surviving MACs are
-evaluated exactly (see their docstrings). The tests compare both against each other and against a register-level
-simulation.
+exits 2 and 3 of ``_late_mask`` (ws: first a popcount form of exit 3 on every MAC, then the
+chain bound on the few it keeps) at lower bounds of their theta before the surviving MACs are
+evaluated exactly (see their docstrings). The tests compare both against each other and
+against a register-level simulation.
 """
 
 from __future__ import annotations
@@ -475,7 +475,6 @@ def _ws_fold_by_row(
     Ap: np.ndarray,
     n: int,
     c: int,
-    f: int,
     k0: int,
     rows: int,
     start: int,
@@ -690,7 +689,7 @@ def _ws_columns(
                 continue
             if M < _WS_BY_ROW_M:
                 _ws_fold_by_row(
-                    A, Ap, n, c, f, k0, rows, start, R, pmin, wcol, pth, gw, inv_g, consts, tabs,
+                    A, Ap, n, c, k0, rows, start, R, pmin, wcol, pth, gw, inv_g, consts, tabs,
                     cparams, mode, log, counts, acc, xa, xb, risky, idx, bnd, rops,
                 )  # fmt: skip
                 continue
