@@ -35,8 +35,8 @@ small on purpose: LLVM then inlines it into the caller's loop (3.7 instead of ~1
 Its early exit 3 is :func:`_chain_bound` (inlined by numba, branch-free) compared by
 :func:`_chain_exit`; the exact systolic kernel calls both directly on contiguous batches of
 MACs to screen them (with a lower bound of theta, which keeps the screen conservative). Its ws
-path first screens every MAC with :func:`_popcount_screen`, exit 2 and a cheaper, looser form
-of exit 3 in 32-bit fixed point.
+path, and the fast kernel's sampler, first screen every MAC with :func:`_popcount_screen`: exit
+2 and a cheaper, looser form of exit 3 in 32-bit fixed point.
 """
 
 from __future__ import annotations
