@@ -870,7 +870,8 @@ def _ws_exact(
     Every screen uses a lower bound of theta, so none hides a late MAC. A late MAC shifts the
     partial sums below it by what it changed and sends the rest of its row to
     :func:`_ws_row_tail`; the next input row, whose previous-row sums changed below that PE
-    row, is screened again from there, MAC by MAC.
+    row, is screened again from there, MAC by MAC. With fewer than :data:`_WS_BY_ROW_M` input
+    rows, folds are done input row by input row instead (:func:`_ws_fold_by_row`).
     """
     M, K = A.shape
     N = B.shape[1]
