@@ -38,7 +38,14 @@ import numpy.typing as npt
 from accelsim.config import HardwareConfig, OperatingPoint, check_choice, check_int
 from accelsim.context import GemmContext
 from accelsim.errors import ConfigError, ShapeError
-from accelsim.hw.energy import COMPONENTS, EnergyBreakdown, EnergyLedger
+from accelsim.hw.energy import (
+    COMPONENTS,
+    EnergyBreakdown,
+    EnergyLedger,
+    dynamic_scale,
+    leakage_power,
+    pe_leakage_power,
+)
 from accelsim.hw.layer import GemmLayer
 from accelsim.hw.perf import LayerPerf, evaluate_layer
 from accelsim.kernels.exact import MANIFESTATIONS, ErrorLog, GemmResult, run_exact
@@ -360,6 +367,14 @@ class Accelerator:
             by_context=tuple(rows),
         )
 
+    #: Whether :meth:`finish_output` must see every W8A8 GEMM's dequantized output.
+    output_hook: bool = False
+
+    def finish_output(self, ctx: GemmContext, y: Any) -> Any:
+        """The dequantized float output ``y`` (``M x N``, before bias) of the GEMM of ``ctx``,
+        possibly changed (a protected accelerator restores rolled-back values here)."""
+        return y
+
     # ------------------------------------------------------------------ error inputs
 
     def _at_op(self, op: OperatingPoint) -> tuple[float, FloatArray, float, float]:
@@ -496,8 +511,28 @@ class Accelerator:
                         mode=MANIFESTATIONS[self.manifestation],
                         log_capacity=self.log_capacity,
                     )
-        self.account(M, N, K, ctx, op, int(result.errors.total))
+        lp = self.account(M, N, K, ctx, op, int(result.errors.total))
+        if self.manifestation in ("razor", "drop"):
+            self._charge_detection(lp, op, int(result.errors.total), ctx.layer_type)
         return result
+
+    def _charge_detection(
+        self, lp: LayerPerf, op: OperatingPoint, errors: int, key: str
+    ) -> None:
+        """In-situ error detection (Razor shadow latches, also needed by TE-Drop): a fixed
+        ``tech.detect_overhead`` share of the PE array's MAC energy and leakage of this GEMM,
+        errors or not; with ``razor``, every detected error also stalls the lockstep array for
+        ``tech.replay_cycles`` cycles (leakage of array and SRAMs during the stall) and
+        re-executes its MAC (``replay`` component). Sources: calib/energy.toml."""
+        tech = self.hw.tech
+        protected = lp.energy.mac + pe_leakage_power(self.hw, op.vdd) * lp.timing.total_s
+        self.charge("detection", tech.detect_overhead * protected, key=key)
+        if self.manifestation == "razor" and errors:
+            stall_s = errors * tech.replay_cycles / op.freq
+            energy = leakage_power(self.hw, op.vdd) * stall_s + errors * tech.e_mac_int8 * (
+                dynamic_scale(op.vdd, tech)
+            )
+            self.charge("replay", energy, stall_s, key=key)
 
 
 #: GEMMs with at most this many MACs run on the exact kernel even when ``kernel="fast"``: below

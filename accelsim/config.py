@@ -185,6 +185,11 @@ class TechParams:
 
     ``sram_read_pj_per_64b`` is a table of ``(size_kB, pJ per 64-bit read)`` points, interpolated
     log-log in size; a write costs ``sram_write_factor`` times a read.
+
+    ``detect_overhead`` is the energy of in-situ timing-error detection (Razor shadow latches,
+    also what TE-Drop needs) as a fraction of the protected logic's energy (the PE array's MAC
+    energy and leakage), paid whether or not errors occur; ``replay_cycles`` the array cycles a
+    Razor replay stalls the array per detected error.
     """
 
     vnom: float = 0.9
@@ -201,6 +206,8 @@ class TechParams:
     leak_w_per_sram_kb: float = 2e-6
     leak_k: float = 5.0
     sram_scales_with_vdd: bool = False
+    detect_overhead: float = 0.031
+    replay_cycles: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "vnom", check_float("tech.vnom", self.vnom, 0.3, 2.0, unit="V"))
@@ -217,6 +224,14 @@ class TechParams:
             check_float("tech.sram_write_factor", self.sram_write_factor, 0.0, 100.0),
         )
         object.__setattr__(self, "leak_k", check_float("tech.leak_k", self.leak_k, 0.0, 50.0))
+        object.__setattr__(
+            self,
+            "detect_overhead",
+            check_float("tech.detect_overhead", self.detect_overhead, 0.0, 1.0),
+        )
+        object.__setattr__(
+            self, "replay_cycles", check_int("tech.replay_cycles", self.replay_cycles, 0, 1000)
+        )
         if not isinstance(self.sram_scales_with_vdd, bool):
             raise ConfigError(
                 f"tech.sram_scales_with_vdd: got {self.sram_scales_with_vdd!r}, expected true or false"

@@ -101,8 +101,9 @@ class AbftConfig:
     linear-layer fit, and its BMM fit for attention matmuls). ``safe_vdd`` (V) / ``safe_freq``
     (Hz) give the recompute point (default: the nominal point). ``placement``,
     ``weights_static``, ``verify_lanes``, ``overlap_verify`` and ``e_add_j`` (J) parametrize
-    the cost model (:mod:`accelsim.abft.cost`); ``rollback_bytes`` is the size of one cached
-    activation element (2: fp16).
+    the cost model (:mod:`accelsim.abft.cost`); ``rollback_bytes`` is the size of one
+    checkpointed activation element: 1 (int8 with one fp32 scale per row, as the W8A8 array
+    stores activations; default), 2 (fp16) or 4 (fp32).
     """
 
     classifier: str = "none"
@@ -124,7 +125,7 @@ class AbftConfig:
     e_add_j: float = E_ADD_J
     safe_vdd: float | None = None
     safe_freq: float | None = None
-    rollback_bytes: int = 2
+    rollback_bytes: int = 1
 
     def __post_init__(self) -> None:
         check_choice("abft.classifier", self.classifier, ("none", "magnitude", "realm"))
@@ -161,8 +162,10 @@ class AbftConfig:
             )
         object.__setattr__(self, "e_add_j", check_float("abft.e_add_j", self.e_add_j, 0.0, 1e-9))
         object.__setattr__(
-            self, "rollback_bytes", check_int("abft.rollback_bytes", self.rollback_bytes, 1, 8)
+            self, "rollback_bytes", check_int("abft.rollback_bytes", self.rollback_bytes, 1, 4)
         )
+        if self.rollback_bytes == 3:
+            raise ConfigError("abft.rollback_bytes: got 3, expected 1 (int8), 2 (fp16) or 4 (fp32)")
         if self.safe_vdd is not None:
             object.__setattr__(
                 self, "safe_vdd", check_float("abft.safe_vdd", self.safe_vdd, 0.3, 1.5, unit="V")
@@ -258,8 +261,8 @@ class AbftResult:
 
     ``out`` is the int32 output after the actions (corrected or recomputed; unchanged for
     ``rollback``/``ignore``). ``detected``: a checksum mismatched; ``n_detected``: erroneous
-    elements (exact when ``located``, else a lower bound); ``corrected``: elements repaired
-    (by correction or recompute); ``critical``: the classifier's verdict; ``rollback``: the
+    elements (exact when ``located``, else a lower bound); ``corrected``: elements repaired from
+    the checksums; ``recomputed``: elements re-run at the safe point; ``critical``: the classifier's verdict; ``rollback``: the
     caller must replace :meth:`suspect_mask` from an earlier timestep; ``residual``: errors
     knowingly left in ``out``. ``cost`` = check overhead + all actions.
     """
@@ -269,6 +272,7 @@ class AbftResult:
     n_detected: int
     located: bool
     corrected: int
+    recomputed: int
     critical: bool
     rollback: bool
     residual: bool
@@ -287,6 +291,7 @@ class AbftResult:
             "located": self.located,
             "pattern": self.location.pattern,
             "corrected": self.corrected,
+            "recomputed": self.recomputed,
             "critical": self.critical,
             "rollback": self.rollback,
             "residual": self.residual,
@@ -456,6 +461,7 @@ class AbftChecker:
                 n_detected=0,
                 located=True,
                 corrected=0,
+                recomputed=0,
                 critical=False,
                 rollback=False,
                 residual=False,
@@ -474,13 +480,13 @@ class AbftChecker:
         action = self._act(wanted, A, B, C, loc, op)
         out = action[1]
         act = action[0]
-        repaired = act.elements if act.kind in ("correct", "recompute") else 0
         return AbftResult(
             out=out,
             detected=True,
             n_detected=loc.n_errors,
             located=loc.located,
-            corrected=repaired,
+            corrected=act.elements if act.kind == "correct" else 0,
+            recomputed=act.elements if act.kind == "recompute" else 0,
             critical=critical,
             rollback=act.kind == "rollback",
             residual=act.kind in ("ignore", "rollback"),
@@ -491,6 +497,13 @@ class AbftChecker:
             location=loc,
             classification=verdict,
         )
+
+    def recompute_suspects(
+        self, A: np.ndarray, B: np.ndarray, result: AbftResult, op: OperatingPoint
+    ) -> tuple[Action, npt.NDArray[np.int32]]:
+        """Recompute at the safe point the lines ``result`` located (the whole GEMM when it
+        located none): the fallback of a rollback that has no checkpoint to read from."""
+        return self._act("recompute", A, B, result.out, result.location, op)
 
     def _recompute(self, M: int, N: int, K: int, op: OperatingPoint) -> AbftCost:
         cost = recompute_cost(M, N, K, self.hw, self.safe_op)
@@ -503,7 +516,7 @@ class AbftChecker:
         switch = AbftCost(
             cycles=math.ceil(stall * op.freq),
             seconds=stall,
-            energy=EnergyBreakdown(dvfs=there.energy_j + back.energy_j, abft=leak),
+            energy=EnergyBreakdown(dvfs=there.energy_j + back.energy_j, recompute=leak),
             detail={"switch": there.energy_j + back.energy_j, "switch_leakage": leak},
         )
         return cost + switch

@@ -47,9 +47,12 @@ sizes), int8 data streamed again when the ``array`` placement adds a fold, and t
 Recovery actions: *correct* rewrites ``k`` elements (one read-modify-write of the ofmap SRAM
 per cycle); *recompute* re-runs the affected rows or columns
 (``map_gemm(rows, N, K)`` or ``map_gemm(M, cols, K)``) at the safe operating point (MAC, SRAM,
-leakage energy, time at its clock); *rollback* reads ``k`` elements of the earlier timestep's
-activation (``rollback_bytes`` each, fp16 by default) from DRAM into the ofmap SRAM. Everything
-checksum-related goes to the ledger component ``abft``, rollbacks to ``rollback``.
+leakage energy, time at its clock); *rollback* reads ``k`` elements of the checkpointed
+activation (``bytes_per_element`` each) from DRAM into the ofmap SRAM;
+*checkpoint* writes a GEMM's output to the DRAM cache once per checkpoint step. Ledger
+components: checks and corrections ``abft``, recomputes ``recompute``, rollback reads
+``rollback``, checkpoint writes ``checkpoint``; each action is charged once, by whoever carries
+it out (:mod:`accelsim.experiments.protect`).
 
 All energies in J, times in s, cycles of the array clock at the operating point given.
 """
@@ -74,6 +77,7 @@ __all__ = [
     "E_ADD_J",
     "AbftCost",
     "check_cost",
+    "checkpoint_cost",
     "correction_cost",
     "dedicated_cycles",
     "recompute_cost",
@@ -259,7 +263,7 @@ def recompute_cost(
         "recompute_mac": mp.macs * hw.tech.e_mac_int8 * dynamic_scale(safe.vdd, hw.tech),
         "recompute_sram": sram,
     }
-    return _finish(hw, safe, mp.compute_cycles, parts, "abft")
+    return _finish(hw, safe, mp.compute_cycles, parts, "recompute")
 
 
 def rollback_cost(
@@ -281,4 +285,39 @@ def rollback_cost(
         seconds=seconds,
         energy=EnergyBreakdown(rollback=energy),
         detail={"rollback": energy},
+    )
+
+
+def checkpoint_cost(
+    elements: int,
+    hw: HardwareConfig,
+    op: OperatingPoint,
+    *,
+    bytes_per_element: int = 2,
+    dram_s: float = 0.0,
+    compute_s: float = 0.0,
+) -> AbftCost:
+    """Write ``elements`` output values (``bytes_per_element`` each) to the DRAM checkpoint.
+
+    The write streams out through the ofmap double buffer like the GEMM's own output (read once
+    from the ofmap SRAM, written once to DRAM); it costs time only where the GEMM's DRAM traffic
+    plus this write (``dram_s`` + write time) exceeds the GEMM's busy time
+    (``max(compute_s, dram_s)``), as in :mod:`accelsim.hw.memory`. Leakage of array and SRAMs is
+    charged over that exposed time.
+    """
+    if elements <= 0:
+        return AbftCost()
+    nbytes = elements * bytes_per_element
+    write_s = nbytes / hw.memory.dram_bandwidth
+    exposed = max(0.0, dram_s + write_s - max(compute_s, dram_s))
+    energy = (
+        nbytes * hw.tech.dram_j_per_byte
+        + nbytes * _sram_byte_j(hw, "ofmap", op.vdd)
+        + leakage_power(hw, op.vdd) * exposed
+    )
+    return AbftCost(
+        cycles=math.ceil(exposed * op.freq),
+        seconds=exposed,
+        energy=EnergyBreakdown(checkpoint=energy),
+        detail={"checkpoint": energy},
     )

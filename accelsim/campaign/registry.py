@@ -41,7 +41,7 @@ NormalizeFn = Callable[[dict[str, Any]], dict[str, Any]]
 
 #: Modules imported (once, on the first lookup of an unknown kind) to register their kinds.
 #: Append a module name here to make its kinds available to campaign files by name.
-KIND_MODULES: list[str] = ["accelsim.campaign.builtin", "accelsim.model_trials"]
+KIND_MODULES: list[str] = ["accelsim.campaign.builtin", "accelsim.experiments.trials"]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""``accelsim explore``: the main job (see :mod:`accelsim.explore`)."""
+"""``accelsim explore``: the main job (see :mod:`accelsim.experiments.explore`)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,26 @@ def _floats(text: str) -> tuple[float, ...]:
     return values
 
 
+def _chips(text: str) -> tuple[int | str, ...]:
+    """``typical``, a count N (chip seeds 0..N-1), or a comma list of seeds and ``typical``."""
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected typical, a count or a list")
+    if len(items) == 1 and items[0].isdigit() and "," not in text:
+        return _ints(text)
+    out: list[int | str] = []
+    for item in items:
+        if item == "typical":
+            out.append("typical")
+        elif item.isdigit():
+            out.append(int(item))
+        else:
+            raise argparse.ArgumentTypeError(
+                f"got {item!r}, expected 'typical' or a chip seed (integer >= 0)"
+            )
+    return tuple(out)
+
+
 def _ints(text: str) -> tuple[int, ...]:
     text = text.strip()
     try:
@@ -37,6 +57,18 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(
             f"got {text!r}, expected a count N or a comma list of integers"
         ) from None
+
+
+def _ints_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected a comma list of integers"
+        ) from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected at least one integer")
+    return values
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -80,9 +112,10 @@ def add_parser(sub: Any, helpers: Any) -> None:
     p.add_argument("--freq", type=_floats, metavar="GHZ,GHZ", help="overclock grid in GHz")
     p.add_argument(
         "--chips",
-        type=_ints,
+        type=_chips,
         metavar="N|A,B",
-        help="chip seeds: a count N (seeds 0..N-1) or a comma list; default 2 (1 with --quick)",
+        help="chips: a count N (chip seeds 0..N-1) or a comma list of seeds and 'typical' "
+        "(the median die); default 0,1 (0 with --quick)",
     )
     p.add_argument(
         "--seeds",
@@ -97,6 +130,18 @@ def add_parser(sub: Any, helpers: Any) -> None:
         "--samples", type=helpers._positive_int, help="images per run; default 10 (5 with --quick)"
     )
     p.add_argument(
+        "--guidance",
+        type=helpers._float,
+        help="classifier-free guidance scale; default: the model's recommended value (3)",
+    )
+    p.add_argument(
+        "--intervals",
+        type=_ints_list,
+        metavar="K,K",
+        help="drift's activation-checkpoint intervals in steps, one configuration each; "
+        "default 1,2,5 (1,2 with --quick)",
+    )
+    p.add_argument(
         "--threshold",
         type=helpers._float,
         help="quality threshold (feature distance); default: measured",
@@ -109,6 +154,11 @@ def add_parser(sub: Any, helpers: Any) -> None:
     )
     p.add_argument(
         "--workers", type=helpers._positive_int, default=1, help="worker processes; default 1"
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDR",
+        help="run the trials on a Dask cluster: 'local' or tcp://HOST:PORT",
     )
     add_hardware_args(p, helpers)
     p.add_argument(
@@ -129,12 +179,12 @@ def add_parser(sub: Any, helpers: Any) -> None:
 
 def cmd_explore(args: argparse.Namespace) -> int:
     from accelsim import cli
-    from accelsim.explore import MODES, ExploreConfig, explore, finish
+    from accelsim.experiments.explore import MODES, STORE_NAME, ExploreConfig, explore, finish
 
     hw = cli._load_hardware(args)
     if args.projection:
+        from accelsim.experiments.projection import run_projection
         from accelsim.models.workloads import list_workloads
-        from accelsim.projection import run_projection
 
         names = [w.name for w in list_workloads()]
         if args.model not in names:
@@ -157,19 +207,32 @@ def cmd_explore(args: argparse.Namespace) -> int:
         ("seeds", args.seeds),
         ("steps", args.steps),
         ("samples", args.samples),
+        ("guidance", args.guidance),
+        ("intervals", args.intervals),
         ("threshold", args.threshold),
     ):
         if value is not None:
             overrides[key] = value
     cfg = ExploreConfig.quick(**overrides) if args.quick else ExploreConfig(**overrides)
+    from accelsim.models.zoo import model_module
+
+    if str(getattr(model_module(cfg.model), "KIND", "")) != "diffusion":
+        raise AccelsimError(
+            f"--model: got {cfg.model!r}, expected a shipped diffusion model "
+            "(dit-digits, unet-digits)"
+        )
     out = Path(args.out)
-    array = f"{hw.array.rows}x{hw.array.cols} {hw.array.dataflow}"
     with _Bars(not args.quiet and sys.stderr.isatty()) as bars:
-        rows, state = explore(cfg, hw, out, progress=bars.update, workers=args.workers)
-    text = finish(rows, state, out, array)
+        result = explore(cfg, hw, out, progress=bars.update, workers=args.workers, dask=args.dask)
+    text = finish(result, hw, out)
     print(text)
-    print(f"wrote {out}/results.csv ({len(rows)} rows), pareto.png, sensitivity.png, report.md")
-    return 0
+    for line in result.failed[:5]:
+        print(f"failed: {line}", file=sys.stderr)
+    print(
+        f"wrote {out}/results.csv ({len(result.rows)} rows: {result.ran} run, {result.reused} "
+        f"reused from {STORE_NAME}), pareto.png, sensitivity.png, report.md"
+    )
+    return 1 if result.failed else 0
 
 
 class _Bars:

@@ -84,9 +84,28 @@ def add_parser(sub: Any, helpers: Any) -> None:
     p.add_argument(
         "--guidance",
         type=helpers._float,
-        default=3.0,
-        help="classifier-free guidance scale of diffusion models; default 3 (the shipped "
-        "models' recommended value; 1 = off)",
+        default=None,
+        help="classifier-free guidance scale of diffusion models; default: the model's "
+        "recommended value (3 for the shipped ones; 1 = off)",
+    )
+    p.add_argument(
+        "--policy",
+        metavar="SPEC",
+        help="DVFS/protection policy instead of a fixed point, e.g. thundervolt:vdd=0.8, "
+        "drift:vdd=0.84,protect=0.3,interval=2 (needs --profile), closed-loop:target=1e-6, "
+        "uniform:mode=overclock,freq_ghz=1.3; --vdd or --freq fill in a spec without a point",
+    )
+    p.add_argument(
+        "--profile",
+        metavar="CSV",
+        help="block x timestep sensitivity profile for --policy drift (explore writes one: "
+        "sensitivity.csv)",
+    )
+    p.add_argument(
+        "--abft",
+        metavar="SPEC",
+        help="checksum ABFT preset (classic, drift, realm, detect; or preset:key=value,...) "
+        "overriding the policy's",
     )
     p.add_argument(
         "--seed",
@@ -147,36 +166,14 @@ def _fault_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from accelsim import cli
+    from accelsim.experiments import trials
 
     hw = cli._load_hardware(args)
     fault_opts = _fault_options(args)
-    # validate cheap things before loading torch models
-    from accelsim.config import OperatingPoint
-
-    vdd = hw.tech.vnom if args.vdd is None else args.vdd
-    freq = hw.tech.fnom if args.freq is None else args.freq * 1e9
-    if args.freq is not None and not 0.001 <= args.freq <= 10:
-        raise AccelsimError(f"--freq: got {args.freq:g} GHz, expected a number in [0.001, 10] GHz")
-    from accelsim.timing.delay import check_vdd
-    from accelsim.timing.errors import TimingModel
-
-    check_vdd(vdd, TimingModel.for_hardware(hw).delay)
-    op = OperatingPoint(vdd=vdd, freq=freq)
+    config = run_config(args, hw, fault_opts)
+    config = trials.normalize(config)  # validates everything before any model loads
     result = run_configuration(
-        args.model,
-        hw,
-        op,
-        fault_options=fault_opts,
-        steps=args.steps,
-        samples=args.samples,
-        method=args.method,
-        guidance=args.guidance,
-        seed=args.seed,
-        chip=args.chip,
-        kernel=args.kernel,
-        manifestation=args.manifestation,
-        out_dir=Path(args.out),
-        progress=not args.quiet and sys.stderr.isatty(),
+        config, hw, out_dir=Path(args.out), progress=not args.quiet and sys.stderr.isatty()
     )
     if args.json:
         json.dump(result, sys.stdout, indent=1)
@@ -186,33 +183,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_configuration(
-    model: str,
-    hw: Any,
-    op: Any,
-    *,
-    fault_options: dict[str, Any] | None = None,
-    steps: int = 20,
-    samples: int | None = None,
-    method: str = "ddim",
-    guidance: float = 1.0,
-    seed: int = 0,
-    chip: int | None = None,
-    kernel: str = "fast",
-    manifestation: str = "hold",
-    out_dir: Path | None = None,
-    progress: bool = False,
+def run_config(
+    args: argparse.Namespace, hw: Any, fault_options: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Golden and test run of ``model``; returns (and writes to ``out_dir``) the metrics."""
-    from accelsim.config import OperatingPoint
-    from accelsim.runner import ModelSession, SessionConfig, make_accelerator
-    from accelsim.torch.quant import QuantConfig
+    """The ``model-run`` config of an ``accelsim run`` command line (not yet normalized)."""
+    from accelsim.experiments.trials import hardware_to_dict
 
-    faults = []
-    fmt = None
+    config: dict[str, Any] = {
+        "model": args.model,
+        "samples": args.samples or 0,
+        "steps": args.steps,
+        "method": args.method,
+        "guidance": "model" if args.guidance is None else args.guidance,
+        "seed": args.seed,
+        "hardware": hardware_to_dict(hw),
+        "chip": "typical" if args.chip is None else args.chip,
+        "kernel": args.kernel,
+        "manifestation": args.manifestation,
+    }
+    if args.freq is not None and not 0.001 <= args.freq <= 10:
+        raise AccelsimError(f"--freq: got {args.freq:g} GHz, expected a number in [0.001, 10] GHz")
+    if args.policy:
+        config["policy"] = _policy_spec(args.policy, args.vdd, args.freq)
+        if args.profile:
+            config["profile"] = args.profile
+        if args.manifestation != "hold":
+            raise AccelsimError(
+                "--manifestation: given with --policy, expected the policy's own (thundervolt "
+                "drops late updates; the others hold)"
+            )
+    else:
+        if args.profile:
+            raise AccelsimError("--profile: given without --policy, expected --policy drift:...")
+        if args.vdd is not None:
+            config["vdd"] = args.vdd
+        if args.freq is not None:
+            config["freq"] = args.freq
+    if args.abft:
+        config["abft"] = args.abft
     if fault_options:
-        from accelsim.faults.spec import fault_from_dict
-
         opts = dict(fault_options)
         kind = opts.get("fault")
         if kind in ("rowcol", "stuck-at"):
@@ -220,64 +229,70 @@ def run_configuration(
         if kind == "stuck-at":
             opts.setdefault("dataflow", hw.array.dataflow)
         fmt = opts.get("format")
-        faults.append(fault_from_dict(opts))
-    quant = QuantConfig(mode=fmt) if fmt in ("fp16", "bf16", "fp32") else QuantConfig()
+        config["quant"] = fmt if fmt in ("fp16", "bf16", "fp32") else "w8a8"
+        config["faults"] = [opts]
+    return config
+
+
+def _policy_spec(spec: str, vdd: float | None, freq: float | None) -> str:
+    """``spec`` with ``--vdd`` (undervolt) or ``--freq`` (overclock, GHz) filled in when the
+    spec gives no operating point of its own."""
+    if vdd is None and freq is None:
+        return spec
+    name, _, rest = spec.partition(":")
+    keys = {item.partition("=")[0].strip() for item in rest.split(",") if item.strip()}
+    given = keys & {"vdd", "v_scale", "freq", "freq_ghz", "speedup"}
+    if given:
+        raise AccelsimError(
+            f"--policy: got {spec!r} with its own point ({', '.join(sorted(given))}) and "
+            "--vdd/--freq, expected the point in one place"
+        )
+    if vdd is not None and freq is not None:
+        raise AccelsimError(
+            "--vdd, --freq: got both with --policy, expected one (undervolt: --vdd, "
+            "overclock: --freq)"
+        )
+    extra = f"vdd={vdd:g}" if vdd is not None else f"freq_ghz={freq:g}"
+    if "mode" not in keys:
+        extra = ("mode=undervolt," if vdd is not None else "mode=overclock,") + extra
+    return f"{name}:{rest + ',' if rest.strip() else ''}{extra}"
+
+
+def run_configuration(
+    config: dict[str, Any],
+    hw: Any,
+    *,
+    out_dir: Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run a normalized ``model-run`` config (:func:`accelsim.experiments.trials.
+    run_configuration`) and write ``metrics.json`` (and ``samples.png`` for generators)."""
+    from accelsim.experiments import trials
+
+    state = trials.setup()
     with _Progress(progress) as bar:
-        session = ModelSession(
-            SessionConfig(
-                model=model,
-                samples=samples or 0,
-                steps=steps,
-                method=method,
-                guidance=guidance,
-            ),
-            progress=bar.update,
-        )
-        nominal = OperatingPoint.nominal(hw.tech)
-        bar.start("golden run (nominal, no faults)")
-        golden_acc = make_accelerator(
-            hw, kernel=kernel, chip=chip, seed=seed, manifestation=manifestation
-        )
-        golden = session.run(golden_acc, nominal, seed=seed, quant=quant)
-        bar.start(f"test run ({op.vdd:.3f} V, {op.freq / 1e9:.3g} GHz)")
-        test_acc = make_accelerator(
-            hw, kernel=kernel, chip=chip, seed=seed, manifestation=manifestation
-        )
-        test = session.run(test_acc, op, faults=faults, seed=seed, quant=quant)
-    quality = session.compare(golden, test)
-    assert golden.report is not None and test.report is not None
-    rep = test.report
-    g = golden.report
+        session = trials.session_for(config, state)
+        session.progress = bar.update
+        bar.start(f"golden, then test run of {config['model']}")
+        result = trials.run_configuration(config, state)
+    m = result.metrics
+    session = result.session
+    policy = config["policy"] or None
     metrics: dict[str, Any] = {
-        "model": model,
+        "model": config["model"],
         "kind": session.kind,
-        "vdd": op.vdd,
-        "freq_ghz": op.freq / 1e9,
-        "chip": chip,
-        "seed": seed,
-        "kernel": kernel,
-        "manifestation": manifestation,
+        "policy": policy,
+        "vdd": m.get("mean_vdd"),
+        "freq_ghz": m.get("mean_freq_ghz"),
+        "chip": None if config["chip"] == "typical" else config["chip"],
+        "seed": config["seed"],
+        "steps": config["steps"],
+        "kernel": config["kernel"],
         "array": f"{hw.array.rows}x{hw.array.cols} {hw.array.dataflow}",
-        "format": fmt or "w8a8",
-        **quality,
-        "energy_j": rep.total_energy_j,
-        "latency_s": rep.latency_s,
-        "nominal_energy_j": g.total_energy_j,
-        "nominal_latency_s": g.latency_s,
-        "energy_saving": 1.0 - rep.total_energy_j / g.total_energy_j if g.total_energy_j else None,
-        "speedup": g.latency_s / rep.latency_s if rep.latency_s else None,
-        "energy_split_j": rep.energy_j.as_dict(),
-        "macs": rep.macs,
-        "gemm_calls": rep.gemm_calls,
-        "errors_injected": rep.errors_injected,
-        "errors_by_layer_type": dict(rep.errors_by_layer_type),
-        "errors_by_block": dict(rep.errors_by_block),
-        "errors_by_timestep": {
-            ("none" if k is None else str(k)): v for k, v in rep.errors_by_timestep.items()
-        },
-        "faults_injected": len(test.faults),
-        "fault_log": test.faults.as_rows()[:100],
-        "wall_s": golden.wall_s + test.wall_s,
+        "format": _format_name(config),
+        **m,
+        "fault_log": result.test.faults.as_rows()[:100],
+        "wall_s": result.golden.wall_s + result.test.wall_s,
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -285,14 +300,26 @@ def run_configuration(
         if session.kind in ("diffusion", "video-diffusion"):
             from accelsim.report.samples import save_comparison
 
+            where = (
+                f"policy {policy}"
+                if policy
+                else f"{metrics['vdd']:.3f} V / {metrics['freq_ghz']:.3g} GHz"
+            )
             save_comparison(
-                golden.output,
-                test.output,
+                result.golden.output,
+                result.test.output,
                 out_dir / "samples.png",
-                title=f"{model}: golden (nominal) vs {op.vdd:.3f} V / {op.freq / 1e9:.3g} GHz",
+                title=f"{config['model']}: golden (nominal) vs {where}",
             )
         metrics["out_dir"] = str(out_dir)
     return metrics
+
+
+def _format_name(config: dict[str, Any]) -> str:
+    for f in config["faults"]:
+        if f.get("format"):
+            return str(f["format"])
+    return "w8a8" if config["quant"] == "w8a8" else str(config["quant"])
 
 
 def _fmt(value: Any, spec: str = ".4g") -> str:
@@ -304,8 +331,13 @@ def _fmt(value: Any, spec: str = ".4g") -> str:
 
 
 def _print_summary(m: dict[str, Any]) -> None:
+    where = (
+        f"policy {m['policy']} (mean {m['vdd']:.3f} V / {m['freq_ghz']:.3g} GHz)"
+        if m.get("policy")
+        else f"{m['vdd']:.3f} V / {m['freq_ghz']:.3g} GHz"
+    )
     lines = [
-        f"{m['model']} on {m['array']} at {m['vdd']:.3f} V / {m['freq_ghz']:.3g} GHz "
+        f"{m['model']} on {m['array']} at {where} "
         f"({'typical chip' if m['chip'] is None else 'chip ' + str(m['chip'])}, seed {m['seed']}, {m['format']})",
     ]
     if m["kind"] in ("diffusion", "video-diffusion"):
@@ -329,9 +361,21 @@ def _print_summary(m: dict[str, Any]) -> None:
         f"{100 * (m['energy_saving'] or 0):.1f}%), latency {m['latency_s']:.4g} s "
         f"(speed-up {_fmt(m['speedup'], '.3f')}x)"
     )
+    over = {
+        k: v
+        for k, v in m["energy_by_component"].items()
+        if k not in ("mac", "sram", "dram", "leakage") and v
+    }
+    if over:
+        lines.append(
+            "  protection: "
+            + ", ".join(f"{k} {100 * v / m['energy_j']:.2f}%" for k, v in over.items())
+            + f" of the energy; {m['abft_detections']} detections, {m['abft_corrections']} "
+            f"corrected, {m['recomputes']} recomputes, {m['rollbacks']} rollbacks"
+        )
     by_type = ", ".join(f"{k} {v}" for k, v in sorted(m["errors_by_layer_type"].items()) if v)
     lines.append(
-        f"  timing errors: {m['errors_injected']} over {m['macs']:.3g} MACs"
+        f"  timing errors: {m['timing_errors']} over {m['macs']:.3g} MACs"
         + (f" ({by_type})" if by_type else "")
         + f"; injected faults: {m['faults_injected']}"
     )

@@ -88,6 +88,9 @@ __all__ = [
 ]
 
 MODES = ("undervolt", "overclock")
+#: Default activation-checkpoint interval of the ``drift`` policy, in sampler steps (1: the
+#: previous timestep, as DRIFT describes its rollback; DRIFT offloads every ~10 of 50+ steps).
+DRIFT_DEFAULT_INTERVAL = 1
 _V_KEYS = ("vdd", "v_scale")
 _F_KEYS = ("freq", "freq_ghz", "speedup")
 
@@ -197,9 +200,19 @@ class Policy:
     name: ClassVar[str] = ""
     manifestation: ClassVar[str | None] = None
     abft: ClassVar[str | None] = None
+    #: How critical errors are undone when the policy's ABFT asks for a rollback (None: the
+    #: caller's default); see :mod:`accelsim.experiments.protect`.
+    rollback: ClassVar[str | None] = None
+    #: Sampler steps between activation checkpoints (None: no checkpoints).
+    checkpoint_interval: int | None = None
 
     def __init__(self, space: DvfsSpace) -> None:
         self.space = space
+
+    def needs_checkpoint(self, ctx: GemmContext) -> bool:
+        """Whether the output of the GEMM of ``ctx`` must be checkpointed for a later rollback
+        (default: yes; a policy that knows where it runs at the safe point says no there)."""
+        return True
 
     def decide(self, ctx: GemmContext) -> OperatingPoint:
         """The operating point for the GEMM of ``ctx``."""
@@ -321,7 +334,9 @@ def _parse_ranges(value: object, where: str) -> tuple[tuple[int, int], ...]:
 
 
 class TimestepPolicy(Policy):
-    """Aggressive in chosen timestep ranges (stop exclusive), the safe point elsewhere."""
+    """Aggressive in chosen timestep ranges (stop exclusive), the safe point elsewhere; with
+    ``blocks``, only the GEMMs of those blocks (``""`` = outside any block) go aggressive (one
+    block x timestep cell: what resilience profiling runs)."""
 
     name = "timestep"
 
@@ -331,11 +346,13 @@ class TimestepPolicy(Policy):
         knob: float,
         ranges: tuple[tuple[int, int], ...],
         safe: object = "nominal",
+        blocks: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__(space)
         if not ranges:
             raise ConfigError("timestep.ranges: got no range, expected at least one start-stop")
         self.ranges = ranges
+        self.blocks = None if blocks is None else frozenset(blocks)
         self.aggressive = space.point(space.check_knob(f"{self.name}.knob", knob))
         self.safe = space.point(_safe_knob(space, safe, self.name))
 
@@ -344,15 +361,24 @@ class TimestepPolicy(Policy):
         return timestep is not None and any(a <= timestep < b for a, b in self.ranges)
 
     def decide(self, ctx: GemmContext) -> OperatingPoint:
-        """Aggressive inside the ranges, safe outside (and outside the sampler)."""
+        """Aggressive inside the ranges (and blocks), safe outside (and outside the sampler)."""
+        if self.blocks is not None and ctx.block not in self.blocks:
+            return self.safe
         return self.aggressive if self.in_range(ctx.timestep) else self.safe
 
 
 class DriftPolicy(Policy):
-    """DRIFT: fragile block x timestep cells at the safe point, the rest aggressive."""
+    """DRIFT: fragile block x timestep cells at the safe point, the rest aggressive.
+
+    Rollback ABFT (``abft = "drift"``): a critical error is masked with the same GEMM's output
+    from the most recent activation checkpoint, taken every ``interval`` sampler steps
+    (DRIFT's offload interval; 1 = the previous timestep). Only GEMMs that run aggressive at
+    some later step are checkpointed (:meth:`needs_checkpoint`).
+    """
 
     name = "drift"
     abft = "drift"
+    rollback = "activation"
 
     def __init__(
         self,
@@ -364,8 +390,10 @@ class DriftPolicy(Policy):
         protect: float | None = None,
         safe: object = "nominal",
         missing: str = "safe",
+        interval: int = DRIFT_DEFAULT_INTERVAL,
     ) -> None:
         super().__init__(space)
+        self.checkpoint_interval = check_int("drift.interval", interval, 1, 10_000)
         if threshold is not None and protect is not None:
             raise ConfigError("drift: got both threshold and protect, expected only one")
         if threshold is None:
@@ -390,6 +418,24 @@ class DriftPolicy(Policy):
     def decide(self, ctx: GemmContext) -> OperatingPoint:
         """Safe for fragile cells, aggressive otherwise."""
         return self.safe if self.fragile(ctx.block, ctx.timestep) else self.aggressive
+
+    def needs_checkpoint(self, ctx: GemmContext) -> bool:
+        """True when ``ctx.block`` runs aggressive at some step after ``ctx.timestep`` (a
+        checkpoint is read only by a later step's rollback)."""
+        if self.aggressive == self.safe or ctx.timestep is None:
+            return False
+        t = ctx.timestep
+        cells = [c for c in self.profile.cells if c.block == ctx.block and c.t_stop > t + 1]
+        if self.missing == "aggressive":
+            covered = sorted((max(c.t_start, t + 1), c.t_stop) for c in cells)
+            edge = t + 1
+            for a, b in covered:
+                if a > edge:
+                    return True  # a gap: an uncovered (aggressive) step
+                edge = max(edge, b)
+            if edge < 2**62:
+                return True
+        return any(not self.fragile(ctx.block, max(c.t_start, t + 1)) for c in cells)
 
 
 @dataclass
@@ -569,19 +615,30 @@ def _build_thundervolt(
 
 def _build_timestep(space: DvfsSpace, p: dict[str, Any], prof: SensitivityProfile | None) -> Policy:
     knob = _need_knob(space, p, "timestep")
-    reject_unknown_keys("timestep", p, {"ranges", "after", "safe"})
+    reject_unknown_keys("timestep", p, {"ranges", "after", "safe", "blocks"})
     ranges: tuple[tuple[int, int], ...] = ()
     if "ranges" in p:
         ranges = _parse_ranges(p.pop("ranges"), "timestep")
     if "after" in p:
         after = check_int("timestep.after", p.pop("after"), 0)
         ranges = (*ranges, (after, 2**62))
-    return TimestepPolicy(space, knob, ranges, safe=p.get("safe", "nominal"))
+    blocks = None
+    if "blocks" in p:
+        raw = p.pop("blocks")
+        if not isinstance(raw, str):
+            raise ConfigError(
+                f"timestep.blocks: got {raw!r}, expected block names separated by ';' "
+                "('-' = outside any block)"
+            )
+        blocks = tuple("" if b.strip() == "-" else b.strip() for b in raw.split(";"))
+    return TimestepPolicy(space, knob, ranges, safe=p.get("safe", "nominal"), blocks=blocks)
 
 
 def _build_drift(space: DvfsSpace, p: dict[str, Any], prof: SensitivityProfile | None) -> Policy:
     knob = _need_knob(space, p, "drift")
-    reject_unknown_keys("drift", p, {"profile", "threshold", "protect", "safe", "missing"})
+    reject_unknown_keys(
+        "drift", p, {"profile", "threshold", "protect", "safe", "missing", "interval"}
+    )
     source = p.pop("profile", None)
     if isinstance(source, SensitivityProfile):
         prof = source

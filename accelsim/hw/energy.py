@@ -24,8 +24,13 @@ Dynamic energy per operation is independent of the clock (``E = a C V^2``); leak
 power times time, so overclocking saves leakage energy on compute-bound layers and none on
 memory-bound ones.
 
-The :class:`EnergyLedger` accumulates energy by component (mac, sram, dram, leakage, and for
-later features abft, rollback, dvfs) and by layer.
+The :class:`EnergyLedger` accumulates energy by component and by layer. The components
+(:data:`COMPONENTS`) are the array's own work (``mac``, ``sram``, ``dram``, ``leakage``) and one
+line per protection overhead, each charged by the part that incurs it: ``abft`` (checksum
+encode/compute/verify and corrections), ``recompute`` (lines or GEMMs re-run at the safe point),
+``rollback`` (cached values read back), ``checkpoint`` (values written to the cache),
+``detection`` (Razor / TE-Drop shadow latches in every PE), ``replay`` (Razor's per-error
+stalls and re-executed MACs) and ``dvfs`` (regulator transitions).
 """
 
 from __future__ import annotations
@@ -40,7 +45,21 @@ from accelsim.hw.mapping import Mapping
 from accelsim.hw.memory import LayerTiming, Traffic
 
 #: Ledger components, in report order.
-COMPONENTS: tuple[str, ...] = ("mac", "sram", "dram", "leakage", "abft", "rollback", "dvfs")
+COMPONENTS: tuple[str, ...] = (
+    "mac",
+    "sram",
+    "dram",
+    "leakage",
+    "abft",
+    "recompute",
+    "rollback",
+    "checkpoint",
+    "detection",
+    "replay",
+    "dvfs",
+)
+#: Components that are protection overheads (not the unprotected array's own work).
+OVERHEAD_COMPONENTS: tuple[str, ...] = COMPONENTS[4:]
 
 
 @dataclass(frozen=True)
@@ -52,7 +71,11 @@ class EnergyBreakdown:
     dram: float = 0.0
     leakage: float = 0.0
     abft: float = 0.0
+    recompute: float = 0.0
     rollback: float = 0.0
+    checkpoint: float = 0.0
+    detection: float = 0.0
+    replay: float = 0.0
     dvfs: float = 0.0
 
     @property
@@ -101,6 +124,11 @@ def sram_j_per_byte(size_kb: float, tech: TechParams) -> float:
         t = (math.log(size_kb) - math.log(s0)) / (math.log(s1) - math.log(s0))
         pj = math.exp(math.log(e0) + t * (math.log(e1) - math.log(e0)))
     return pj * 1e-12 / 8.0
+
+
+def pe_leakage_power(hw: HardwareConfig, vdd: float) -> float:
+    """Leakage power of the PE array alone at supply ``vdd`` (V), in W (no SRAM)."""
+    return hw.tech.leak_w_per_pe * hw.array.pes * leakage_scale(vdd, hw.tech)
 
 
 def leakage_power(hw: HardwareConfig, vdd: float) -> float:

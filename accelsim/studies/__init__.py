@@ -1,6 +1,6 @@
 """The field's standard resilience studies, one command each (``accelsim study NAME``).
 
-Each study is a resumable campaign of ``model-run`` trials (:mod:`accelsim.model_trials`) in
+Each study is a resumable campaign of ``model-run`` trials (:mod:`accelsim.experiments.trials`) in
 ``DIR/NAME.db``, aggregated into ``DIR/NAME.csv`` (one row per studied cell: the cell's keys,
 ``trials``, ``quality_drop`` = mean loss of the model's main quality metric vs golden), a figure
 ``DIR/NAME.png`` and a summary ``DIR/NAME.md``. Studies (:data:`STUDIES`): ``bitpos``,

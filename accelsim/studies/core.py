@@ -2,7 +2,7 @@
 
 ``run_study(name, model, out_dir, ...)`` asks the study for its trial configs (each carries the
 study cell it belongs to in its ``cell`` table), runs them as the campaign ``NAME:MODEL`` of
-trial kind ``model-run`` (:mod:`accelsim.model_trials`) in the SQLite store ``DIR/NAME.db``
+trial kind ``model-run`` (:mod:`accelsim.experiments.trials`) in the SQLite store ``DIR/NAME.db``
 (resumable: a rerun skips finished trials), groups the finished trials by cell and writes
 ``DIR/NAME.csv`` (one row per cell: the cell keys, ``trials``, ``quality_drop`` and more),
 ``DIR/NAME.png`` and ``DIR/NAME.md``.
@@ -213,7 +213,7 @@ def run_study(
     """
     import time
 
-    from accelsim import model_trials
+    from accelsim.experiments import trials as model_trials
     from accelsim.campaign.runner import run_campaign
     from accelsim.campaign.spec import parse_campaign
     from accelsim.campaign.store import Store

@@ -49,7 +49,7 @@ def _v(x: Any) -> float:
 
 
 def _fmt_of(fmt: str) -> tuple[str, tuple[str, ...]]:
-    from accelsim.model_trials import places_for_format, quant_for_format
+    from accelsim.experiments.trials import places_for_format, quant_for_format
 
     return quant_for_format(fmt), tuple(places_for_format(fmt))
 

@@ -19,7 +19,8 @@ convs, einsum) runs in float as usual. A GEMM ``X @ B`` becomes::
     QB = fault.on_weights(QB) once per weight and run      QX = fault.on_inputs(QX)
     acc = accelerator.gemm(QX, QB, ctx, op)  (or the exact int product: reference)
     acc = fault.on_output(acc);  acc = post_gemm(QX, QB, acc, ctx, op)  (e.g. ABFT)
-    Y = acc * sa * sb (+ bias), in the caller's dtype
+    Y = acc * sa * sb;  Y = accelerator.finish_output(ctx, Y)  (when its output_hook is set)
+    Y (+ bias), in the caller's dtype
 
 Weights (``nn.Parameter`` operands of ``F.linear`` / ``conv``) are quantized once per run and
 cached; fault models see them as ``(out, in)`` int8 matrices (``(out, C/groups*kh*kw)`` for a
@@ -409,8 +410,10 @@ class Interceptor:
         qb_b = qb.expand(*batch, K, N).reshape(-1, K, N)
         acc_dtype = torch.int32 if dtype is None else dtype
         outs = torch.empty((qx_b.shape[0], M, N), dtype=acc_dtype)
+        contexts: list[GemmContext] = []
         for i in range(qx_b.shape[0]):
             ctx_i = self.context(kind)
+            contexts.append(ctx_i)
             self._call += 1
             a_np = _np_of(qx_b[i], fmt)
             b_np = _np_of(qb_b[i], fmt)
@@ -441,6 +444,13 @@ class Interceptor:
         outs = outs.reshape(*batch, M, N)
         if dtype is None:
             y = dequantize(outs, sa, sb)
+            acc_ = self.accelerator
+            if acc_ is not None and acc_.output_hook:
+                # values after their own dequantization (checkpoints, DRIFT-style rollback)
+                flat = y.reshape(-1, M, N)
+                for i, ctx_i in enumerate(contexts):
+                    flat[i] = acc_.finish_output(ctx_i, flat[i])
+                y = flat.reshape(*batch, M, N)
         else:
             y = outs
         return y.to(out_dtype).to(x.device)

@@ -224,7 +224,7 @@ def test_user_diffusers_model_samples_through_the_interceptor(tiny_diffusers_dit
     """A user's diffusers DiT (tiny, random, built locally) samples with per-step timesteps on
     the array; error-free it equals the same sampling under the W8A8 reference."""
     from accelsim.config import OperatingPoint, load_preset
-    from accelsim.runner import make_accelerator
+    from accelsim.experiments.runner import make_accelerator
     from accelsim.torch.intercept import Interceptor, w8a8_reference
 
     dit = tiny_diffusers_dit

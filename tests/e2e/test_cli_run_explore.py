@@ -8,7 +8,7 @@ import json
 import pytest
 
 from accelsim.cli import main
-from accelsim.explore import COLUMNS
+from accelsim.experiments.explore import COLUMNS
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -288,7 +288,7 @@ def test_projection_onto_the_full_size_workload(capsys, tmp_path):
 
 def test_explore_rows_do_not_depend_on_the_worker_count(tmp_path):
     from accelsim.config import load_preset
-    from accelsim.explore import ExploreConfig, explore
+    from accelsim.experiments.explore import ExploreConfig, explore
 
     cfg = ExploreConfig(
         modes=("undervolt",),

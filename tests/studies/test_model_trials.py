@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelsim import model_trials as M
+from accelsim.experiments import trials as M
 from accelsim.context import GemmContext
 from accelsim.errors import ConfigError
 from accelsim.faults.base import FaultLog

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from accelsim import model_trials
+from accelsim.experiments import trials as model_trials
 from accelsim.errors import ConfigError
 from accelsim.studies import STUDIES, run_study
 from accelsim.studies import defs as D

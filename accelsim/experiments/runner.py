@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from accelsim.accelerator import Accelerator, AcceleratorReport
-from accelsim.config import HardwareConfig, OperatingPoint, check_int
+from accelsim.config import HardwareConfig, OperatingPoint, check_float, check_int
 from accelsim.context import GemmContext
 from accelsim.errors import ConfigError
 from accelsim.faults.base import FaultLog, FaultModel
@@ -42,18 +42,21 @@ Guard = Callable[[int, int], str]
 @dataclass(frozen=True)
 class SessionConfig:
     """What to run: ``samples`` images/clips (generators), test inputs (classifiers, 0 = the
-    whole test split) or token windows (LM); sampler ``steps``, ``method``, ``guidance``."""
+    whole test split) or token windows (LM); sampler ``steps``, ``method``, classifier-free
+    ``guidance`` (None: the model's recommended scale, ``eval_guidance`` in its config)."""
 
     model: str = "dit-digits"
     samples: int = 10
     steps: int = 20
     method: str = "ddim"
-    guidance: float = 1.0
+    guidance: float | None = None
     frames: int | None = None
 
     def __post_init__(self) -> None:
         check_int("samples", self.samples, 0, 100_000)
         check_int("steps", self.steps, 1, 1000)
+        if self.guidance is not None:
+            check_float("guidance", self.guidance, 0.0, 100.0)
 
 
 @dataclass
@@ -80,6 +83,12 @@ class ModelSession:
         self.module = model_module(config.model)
         self.kind = str(self.module.KIND)
         self.model = load_model(config.model)
+        mconf = dict(getattr(self.model, "accelsim_config", {}))
+        #: Classifier-free guidance scale of the sampler (the config's, or the model's
+        #: recommended ``eval_guidance``; 1 = off).
+        self.guidance = float(
+            config.guidance if config.guidance is not None else mconf.get("eval_guidance", 1.0)
+        )
         self.progress = progress
         self._feature_net: torch.nn.Module | None = None
         self._inputs: dict[str, Any] | None = None
@@ -156,15 +165,16 @@ class ModelSession:
                 output, sampler = self._sample(
                     icpt, inputs, seed, on_step, guard, checkpoint_interval
                 )
-                # latent checkpoints offloaded to DRAM and read back on rollback
-                moved = int(sampler["checkpoint_bytes"]) + int(sampler["restore_bytes"])
-                if moved:
-                    mem = accelerator.hw.memory
-                    accelerator.charge(
-                        "rollback",
-                        moved * accelerator.hw.tech.dram_j_per_byte,
-                        moved / mem.dram_bandwidth,
-                    )
+                # latent checkpoints offloaded to DRAM, and read back on rollback
+                mem, tech = accelerator.hw.memory, accelerator.hw.tech
+                for component, moved in (
+                    ("checkpoint", int(sampler["checkpoint_bytes"])),
+                    ("rollback", int(sampler["restore_bytes"])),
+                ):
+                    if moved:
+                        accelerator.charge(
+                            component, moved * tech.dram_j_per_byte, moved / mem.dram_bandwidth
+                        )
             elif self.kind in ("classifier", "features"):
                 output = self._batched(lambda xb: self.model(xb), inputs["x"])
             else:
@@ -229,7 +239,7 @@ class ModelSession:
             config=SamplerConfig(
                 method=cfg.method,
                 steps=steps,
-                guidance=cfg.guidance,
+                guidance=self.guidance,
                 checkpoint_interval=checkpoint_interval,
             ),
             generator=torch_generator(seed, "sampler", cfg.model),

@@ -41,7 +41,7 @@ def project(
 ) -> tuple[list[Projection], float, float]:
     """Projections of the best policies in ``results_csv`` onto ``workload`` (``steps``
     diffusion steps); also returns the workload's nominal energy (J) and latency (s)."""
-    from accelsim.explore import read_rows
+    from accelsim.experiments.explore import read_rows
     from accelsim.hw.perf import evaluate_workload
     from accelsim.models.workloads import workload_layers
     from accelsim.report.explore_report import aggregate, best_at_threshold

@@ -70,9 +70,9 @@ def measure_sensitivity(
     kernel: str = "fast",
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[SensitivityProfile, list[CellResult]]:
-    """Profile ``session`` (a :class:`accelsim.runner.ModelSession` of a diffusion model) at
+    """Profile ``session`` (a :class:`accelsim.experiments.runner.ModelSession` of a diffusion model) at
     the reference point ``hot``; returns the profile table and the per-cell measurements."""
-    from accelsim.runner import make_accelerator
+    from accelsim.experiments.runner import make_accelerator
 
     cold = OperatingPoint.nominal(hw.tech)
     ranges = timestep_groups(session.config.steps, groups)

@@ -1,6 +1,6 @@
 """Campaign trial kind ``model-run``: one shipped model, one configuration, quality vs golden.
 
-A trial runs a shipped model (:class:`accelsim.runner.ModelSession`) on a simulated array at an
+A trial runs a shipped model (:class:`accelsim.experiments.runner.ModelSession`) on a simulated array at an
 operating point (or under a DVFS policy) with injected faults, and compares it with the golden
 run (same model, inputs, seed and number format; nominal point; no faults). The golden run of
 each (model, inputs, seed, format, hardware) is computed once per worker and kept in the kind's
@@ -9,7 +9,7 @@ state, as is the loaded model.
 Config keys (defaults in :data:`DEFAULTS`):
 
 ``model``, ``samples``, ``steps``, ``seed``
-    What to run (see :class:`~accelsim.runner.SessionConfig`; ``samples = 0``: the model's
+    What to run (see :class:`~accelsim.experiments.runner.SessionConfig`; ``samples = 0``: the model's
     default input set).
 ``quant``
     ``w8a8`` (int8 operands, int32 accumulators) or ``fp32`` / ``fp16`` / ``bf16``.
@@ -76,6 +76,8 @@ FORMAT_WIDTH = {"int8": 8, "int32": 32, "fp16": 16, "bf16": 16, "fp32": 32}
 DEFAULTS: dict[str, Any] = {
     "samples": 0,
     "steps": 10,
+    "method": "ddim",
+    "guidance": "model",
     "seed": 0,
     "quant": "w8a8",
     "preset": "tpu-128x128",
@@ -85,8 +87,12 @@ DEFAULTS: dict[str, Any] = {
     "vdd": "nominal",
     "freq": "nominal",
     "policy": "",
+    "profile": [],
+    "abft": "",
+    "regulator": "on-chip",
     "chip": "typical",
     "kernel": "fast",
+    "manifestation": "hold",
     "faults": [],
     "by_confidence": False,
     "cell": {},
@@ -94,6 +100,7 @@ DEFAULTS: dict[str, Any] = {
 KEYS = set(DEFAULTS) | {"model"}
 #: Golden runs kept per worker (oldest dropped first).
 GOLDEN_CACHE = 16
+MANIFESTATION_NAMES = ("hold", "flip", "razor", "drop")
 
 
 # --------------------------------------------------------------------------- config
@@ -111,11 +118,27 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"model: got {model!r}, expected one of {', '.join(names)}")
     out["samples"] = check_int("samples", out["samples"], 0, 100_000)
     out["steps"] = check_int("steps", out["steps"], 1, 1000)
+    out["method"] = check_choice("method", out["method"], ("ddim", "ddpm"))
+    if out["guidance"] != "model":
+        if isinstance(out["guidance"], str):
+            raise ConfigError(
+                f"guidance: got {out['guidance']!r}, expected 'model' (the model's recommended "
+                "scale) or a number in [0, 100]"
+            )
+        out["guidance"] = check_float("guidance", out["guidance"], 0.0, 100.0)
     out["seed"] = check_int("seed", out["seed"], 0)
     out["quant"] = check_choice("quant", out["quant"], QUANT_MODES)
-    for key in ("preset", "hardware", "array", "dataflow", "policy"):
+    for key in ("preset", "array", "dataflow", "policy", "abft", "regulator"):
         if not isinstance(out[key], str):
             raise ConfigError(f"{key}: got {out[key]!r}, expected a string")
+    if not isinstance(out["hardware"], str | dict):
+        raise ConfigError(
+            f"hardware: got {out['hardware']!r}, expected a hardware TOML path or table"
+        )
+    if isinstance(out["hardware"], dict):
+        from accelsim.config import hardware_from_dict
+
+        hardware_from_dict(out["hardware"])  # validate now, not in the worker
     if out["dataflow"]:
         check_choice("dataflow", out["dataflow"], ("os", "ws", "is"))
     for key, lo, hi, unit in (("vdd", 0.3, 1.5, "V"), ("freq", 0.001, 10.0, "GHz")):
@@ -123,11 +146,29 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
             if isinstance(out[key], str):
                 raise ConfigError(f"{key}: got {out[key]!r}, expected 'nominal' or a number")
             out[key] = check_float(key, out[key], lo, hi, unit=unit)
+    if out["policy"] and (out["vdd"] != "nominal" or out["freq"] != "nominal"):
+        raise ConfigError(
+            f"policy: got {out['policy']!r} together with vdd/freq, expected one of the two "
+            "(the policy spec carries its operating point)"
+        )
     if out["chip"] != "typical":
         if isinstance(out["chip"], str):
             raise ConfigError(f"chip: got {out['chip']!r}, expected 'typical' or a chip seed >= 0")
         out["chip"] = check_int("chip", out["chip"], 0)
     out["kernel"] = check_choice("kernel", out["kernel"], ("fast", "exact"))
+    out["manifestation"] = check_choice(
+        "manifestation", out["manifestation"], MANIFESTATION_NAMES
+    )
+    from accelsim.dvfs.transition import REGULATORS
+
+    check_choice("regulator", out["regulator"], tuple(REGULATORS))
+    out["profile"] = _normalize_profile(out["profile"])
+    if out["abft"]:
+        from accelsim.abft import abft_config
+
+        abft_config(out["abft"])
+    if out["policy"]:
+        policy_for(out, None)  # validate now (spec keys, knob range, profile)
     faults = out["faults"]
     if not isinstance(faults, list) or not all(isinstance(f, dict) for f in faults):
         raise ConfigError(f"faults: got {faults!r}, expected a list of fault tables")
@@ -138,6 +179,102 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(out["cell"], dict):
         raise ConfigError(f"cell: got {out['cell']!r}, expected a table")
     return out
+
+
+def _normalize_profile(value: Any) -> Any:
+    """A drift profile: a CSV path (string), or inline rows ``[block, t_start, t_stop,
+    sensitivity]`` (``t_stop`` -1 = open-ended), kept canonical so that it hashes stably."""
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"profile: got {value!r}, expected a profile CSV path or a list of "
+            "[block, t_start, t_stop, sensitivity] rows"
+        )
+    rows = []
+    for i, row in enumerate(value):
+        if not isinstance(row, list | tuple) or len(row) != 4 or not isinstance(row[0], str):
+            raise ConfigError(
+                f"profile[{i}]: got {row!r}, expected [block, t_start, t_stop, sensitivity]"
+            )
+        t0 = check_int(f"profile[{i}].t_start", row[1], 0)
+        t1 = check_int(f"profile[{i}].t_stop", row[2], -1)
+        sens = check_float(f"profile[{i}].sensitivity", row[3])
+        rows.append([row[0], t0, t1, sens])
+    return rows
+
+
+def profile_rows(profile: Any) -> list[list[Any]]:
+    """Inline rows (see :func:`_normalize_profile`) of a :class:`SensitivityProfile`."""
+    from accelsim.dvfs.profile import _INF
+
+    return [
+        [c.block, c.t_start, -1 if c.t_stop >= _INF else c.t_stop, float(c.sensitivity)]
+        for c in profile.cells
+    ]
+
+
+def _profile_of(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value:
+            return None
+        from accelsim.dvfs.profile import load_profile
+
+        return load_profile(value)
+    if not value:
+        return None
+    from accelsim.dvfs.profile import _INF, ProfileCell, SensitivityProfile
+
+    return SensitivityProfile(
+        tuple(
+            ProfileCell(block=b, t_start=t0, t_stop=_INF if t1 < 0 else t1, sensitivity=s)
+            for b, t0, t1, s in value
+        )
+    )
+
+
+def policy_for(config: dict[str, Any], hw: Any) -> Any:
+    """The DVFS policy of a normalized config (None without ``policy``)."""
+    if not config["policy"]:
+        return None
+    from accelsim.dvfs.policies import parse_policy
+    from accelsim.timing.errors import TimingModel
+
+    hw = hw if hw is not None else hardware_for(config)
+    return parse_policy(
+        config["policy"],
+        hw,
+        profile=_profile_of(config["profile"]),
+        delay=TimingModel.for_hardware(hw).delay,
+    )
+
+
+def hardware_to_dict(hw: Any) -> dict[str, Any]:
+    """``hw`` as a hardware table (the sections of a hardware TOML) with every timing-model
+    parameter resolved, so that the table alone fixes every number a run depends on (trial
+    ids hash it) and rebuilds the same :class:`~accelsim.config.HardwareConfig`."""
+    from dataclasses import asdict
+
+    from accelsim.timing.errors import TimingModel
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, tuple | list):
+            return [plain(v) for v in x]
+        return x
+
+    tm = TimingModel.for_hardware(hw)
+    table: dict[str, Any] = {
+        "array": asdict(hw.array),
+        "memory": asdict(hw.memory),
+        "tech": {k: plain(v) for k, v in asdict(hw.tech).items()},
+    }
+    for name, params in (
+        ("delay", tm.delay),
+        ("variation", tm.variation),
+        ("sensitized", tm.sensitized),
+    ):
+        table[name] = {k: plain(v) for k, v in asdict(params).items()}
+    return table
 
 
 # --------------------------------------------------------------------------- fault helpers
@@ -310,8 +447,8 @@ class Golden:
 class ModelState:
     """Per-worker state: loaded sessions, hardware configs and golden runs (LRU)."""
 
-    sessions: dict[tuple[str, int, int], Any] = field(default_factory=dict)
-    hardware: dict[tuple[str, str, str, str], Any] = field(default_factory=dict)
+    sessions: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
     goldens: OrderedDict[str, Golden] = field(default_factory=OrderedDict)
     golden_runs: int = 0
 
@@ -321,14 +458,30 @@ def setup() -> ModelState:
     return ModelState()
 
 
-def hardware_for(config: dict[str, Any], state: ModelState | None = None) -> Any:
-    """The HardwareConfig of a trial config (cached in ``state``)."""
-    from accelsim.config import load_hardware, load_preset
+def _key(config: dict[str, Any], keys: Sequence[str]) -> str:
+    from accelsim.campaign.spec import canonical_json
 
-    key = (config["preset"], config["hardware"], config["array"], config["dataflow"])
+    return canonical_json({k: config[k] for k in keys})
+
+
+_HW_KEYS = ("preset", "hardware", "array", "dataflow")
+
+
+def hardware_for(config: dict[str, Any], state: ModelState | None = None) -> Any:
+    """The HardwareConfig of a trial config (cached in ``state``): ``hardware`` (a TOML path
+    or an inline table, replacing the preset) or ``preset``, then ``array`` / ``dataflow``."""
+    from accelsim.config import hardware_from_dict, load_hardware, load_preset
+
+    key = _key(config, _HW_KEYS)
     if state is not None and key in state.hardware:
         return state.hardware[key]
-    hw = load_hardware(config["hardware"]) if config["hardware"] else load_preset(config["preset"])
+    source = config["hardware"]
+    if isinstance(source, dict):
+        hw = hardware_from_dict(source)
+    elif source:
+        hw = load_hardware(source)
+    else:
+        hw = load_preset(config["preset"])
     changes: dict[str, Any] = {}
     if config["array"]:
         parts = str(config["array"]).lower().split("x")
@@ -343,39 +496,41 @@ def hardware_for(config: dict[str, Any], state: ModelState | None = None) -> Any
     return hw
 
 
-def _session(config: dict[str, Any], state: ModelState) -> Any:
-    from accelsim.runner import ModelSession, SessionConfig
+def session_for(config: dict[str, Any], state: ModelState) -> Any:
+    """The loaded :class:`~accelsim.experiments.runner.ModelSession` of a normalized config
+    (one per model, inputs and sampler settings, kept in ``state``)."""
+    from accelsim.experiments.runner import ModelSession, SessionConfig
 
-    key = (config["model"], config["samples"], config["steps"])
+    key = (config["model"], config["samples"], config["steps"], config["method"])
+    guidance = None if config["guidance"] == "model" else float(config["guidance"])
+    key = (*key, guidance)
     if key not in state.sessions:
         state.sessions[key] = ModelSession(
-            SessionConfig(model=config["model"], samples=config["samples"], steps=config["steps"])
+            SessionConfig(
+                model=config["model"],
+                samples=config["samples"],
+                steps=config["steps"],
+                method=config["method"],
+                guidance=guidance,
+            )
         )
     return state.sessions[key]
 
 
+#: Config keys that fix a golden run (the seed only for generators, whose noise it draws).
+GOLDEN_KEYS = ("model", "samples", "steps", "method", "guidance", "seed", "quant", *_HW_KEYS)
+
+
 def golden_for(config: dict[str, Any], state: ModelState) -> Golden:
-    """The golden run of ``config`` (computed once per worker)."""
+    """The golden run of ``config``: the same model, inputs, seed, number format and hardware
+    at the nominal point, no faults, no protection, typical chip (computed once per worker)."""
     from accelsim.config import OperatingPoint
-    from accelsim.runner import make_accelerator
+    from accelsim.experiments.runner import make_accelerator
     from accelsim.torch.quant import QuantConfig
 
-    session = _session(config, state)
+    session = session_for(config, state)
     noisy = session.kind in ("diffusion", "video-diffusion")  # the seed fixes sampler noise
-    key = ("S" if noisy else "") + "|".join(
-        str(config[k] if k != "seed" or noisy else "")
-        for k in (
-            "model",
-            "samples",
-            "steps",
-            "seed",
-            "quant",
-            "preset",
-            "hardware",
-            "array",
-            "dataflow",
-        )
-    )
+    key = _key({**config, "seed": config["seed"] if noisy else 0}, GOLDEN_KEYS)
     if key in state.goldens:
         state.goldens.move_to_end(key)
         return state.goldens[key]
@@ -397,7 +552,7 @@ def golden_for(config: dict[str, Any], state: ModelState) -> Golden:
     return golden
 
 
-# --------------------------------------------------------------------------- trial
+# --------------------------------------------------------------------------- the run path
 
 
 def _clean_image(x: Any) -> Any:
@@ -424,11 +579,34 @@ def _confidence_metrics(
     return out
 
 
-def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Metric]:
-    """Run one ``model-run`` trial (module docstring); ``state`` from :func:`setup`."""
+@dataclass
+class RunResult:
+    """One configuration against its golden run: ``metrics`` (JSON-ready; nested only in
+    ``energy_by_component``, ``energy_by_rail`` and the ``errors_by_*`` tables), the golden and
+    test :class:`~accelsim.experiments.runner.Outcome` and the session that ran them."""
+
+    metrics: dict[str, Any]
+    golden: Any
+    test: Any
+    session: Any
+
+
+def run_configuration(config: dict[str, Any], state: ModelState | None = None) -> RunResult:
+    """**The** run path: one normalized ``model-run`` config against its golden run.
+
+    ``accelsim run``, ``accelsim explore``, the studies and campaigns all come here. The test
+    run uses the config's policy (through a
+    :class:`~accelsim.experiments.protect.ProtectedAccelerator`: its ABFT, checkpoints,
+    rollbacks, transitions and detection latches are charged) or its fixed ``vdd``/``freq``.
+    Energy saving and speed-up are always relative to the golden run (nominal point, no
+    protection, same inputs, seed and hardware): ``energy_saving = 1 - E / E_golden``,
+    ``speedup = T_golden / T``.
+    """
     from accelsim.config import OperatingPoint
+    from accelsim.experiments.protect import ProtectedAccelerator
     from accelsim.faults.clipping import ActivationClipping
-    from accelsim.runner import make_accelerator
+    from accelsim.experiments.runner import make_accelerator
+    from accelsim.timing.errors import TimingModel
     from accelsim.torch.quant import QuantConfig
 
     st = state if state is not None else setup()
@@ -438,18 +616,6 @@ def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Met
     quant = QuantConfig(mode=config["quant"])
     faults = [build_fault(f, config["quant"], golden.counter) for f in config["faults"]]
     chip = None if config["chip"] == "typical" else int(config["chip"])
-    op: Any
-    manifestation = "hold"
-    if config["policy"]:
-        from accelsim.dvfs.policies import parse_policy
-
-        policy = parse_policy(config["policy"], hw)
-        op = policy.decide
-        manifestation = str(getattr(policy, "manifestation", None) or "hold")
-    else:
-        vdd = hw.tech.vnom if config["vdd"] == "nominal" else float(config["vdd"])
-        freq = hw.tech.fnom if config["freq"] == "nominal" else float(config["freq"]) * 1e9
-        op = OperatingPoint(vdd=vdd, freq=freq)
     clips = [f for f in faults if isinstance(f, ActivationClipping)]
     for clip in clips:
         prof_acc = make_accelerator(hw, kernel="fast", seed=config["seed"])
@@ -460,25 +626,41 @@ def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Met
             )
 
         clip.profile(clean_run)
-    if config["policy"]:
-        # the policy's ABFT (closed-loop: classic; drift: rollback) and transitions are charged
-        from accelsim.protect import ProtectedAccelerator
-        from accelsim.timing.errors import TimingModel
-
+    policy = policy_for(config, hw)
+    protected = policy is not None or bool(config["abft"])
+    op: Any
+    guard = None
+    if protected:
         acc: Any = ProtectedAccelerator(
             hw,
             policy=policy,
+            abft=config["abft"] or None,
+            transitions=config["regulator"],
             kernel=config["kernel"],
             chip=chip,
             seed=config["seed"],
             timing=TimingModel.for_hardware(hw),
+            manifestation=config["manifestation"],
         )
-        op = acc.decide
+        guard = acc.guard
+        if policy is not None:
+            op = acc.decide
+        else:
+            vdd = hw.tech.vnom if config["vdd"] == "nominal" else float(config["vdd"])
+            freq = hw.tech.fnom if config["freq"] == "nominal" else float(config["freq"]) * 1e9
+            op = OperatingPoint(vdd=vdd, freq=freq)
     else:
+        vdd = hw.tech.vnom if config["vdd"] == "nominal" else float(config["vdd"])
+        freq = hw.tech.fnom if config["freq"] == "nominal" else float(config["freq"]) * 1e9
+        op = OperatingPoint(vdd=vdd, freq=freq)
         acc = make_accelerator(
-            hw, kernel=config["kernel"], chip=chip, seed=config["seed"], manifestation=manifestation
+            hw,
+            kernel=config["kernel"],
+            chip=chip,
+            seed=config["seed"],
+            manifestation=config["manifestation"],
         )
-    test = session.run(acc, op, faults=faults, seed=config["seed"], quant=quant)
+    test = session.run(acc, op, faults=faults, seed=config["seed"], quant=quant, guard=guard)
     out_np = test.output.detach().float().numpy()
     nonfinite = float(np.mean(~np.isfinite(out_np))) if out_np.size else 0.0
     gold = golden.outcome
@@ -486,12 +668,11 @@ def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Met
         gold = replace(gold, output=_clean_image(gold.output))
         test = replace(test, output=_clean_image(test.output))
     quality = session.compare(gold, test)
-    metrics: dict[str, Metric] = {
-        k: v for k, v in quality.items() if isinstance(v, int | float | str) or v is None
-    }
+    metrics: dict[str, Any] = dict(quality)
     metrics.update(_drop(session.kind, quality))
     if config["by_confidence"] and session.kind in ("classifier", "features", "lm"):
         metrics.update(_confidence_metrics(session.kind, gold, test, session.inputs()))
+    metrics["guidance"] = session.guidance if session.kind.endswith("diffusion") else None
     rep, grep = test.report, gold.report
     if rep is not None and grep is not None:
         e, ge = rep.total_energy_j, grep.total_energy_j
@@ -500,11 +681,62 @@ def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Met
             nominal_energy_j=ge,
             energy_saving=1.0 - e / ge if ge else None,
             latency_s=rep.latency_s,
+            nominal_latency_s=grep.latency_s,
             speedup=grep.latency_s / rep.latency_s if rep.latency_s else None,
             timing_errors=rep.errors_injected,
+            macs=rep.macs,
+            gemm_calls=rep.gemm_calls,
+            energy_by_component=rep.energy_j.as_dict(),
+            errors_by_layer_type=dict(rep.errors_by_layer_type),
+            errors_by_block=dict(rep.errors_by_block),
+            errors_by_timestep={
+                ("none" if k is None else str(k)): v for k, v in rep.errors_by_timestep.items()
+            },
         )
+    stats = acc.stats.as_dict() if protected else {}
+    metrics.update(
+        abft_checks=int(stats.get("abft_checks", 0)),
+        abft_detections=int(stats.get("abft_detections", 0)),
+        abft_corrections=int(stats.get("abft_corrections", 0)),
+        recomputes=int(stats.get("recomputes", 0)),
+        recomputed_elements=int(stats.get("recomputed_elements", 0)),
+        rollbacks=int(stats.get("rollbacks", 0)),
+        rolled_back_elements=int(stats.get("rolled_back_elements", 0)),
+        latent_rollbacks=int(test.sampler.get("rollbacks", 0)),
+        checkpoints=int(stats.get("checkpoints", 0)),
+        checkpoint_bytes=int(stats.get("checkpoint_bytes", 0)),
+        transitions=int(stats.get("transitions", 0)),
+        mean_vdd=stats.get("mean_vdd") or (op.vdd if isinstance(op, OperatingPoint) else None),
+        mean_freq_ghz=(
+            stats["mean_freq"] / 1e9
+            if stats.get("mean_freq")
+            else (op.freq / 1e9 if isinstance(op, OperatingPoint) else None)
+        ),
+        manifestation=acc.manifestation,
+    )
     metrics["faults_injected"] = len(test.faults)
     metrics["nonfinite"] = nonfinite
+    metrics["wall_s"] = test.wall_s
+    return RunResult(metrics=metrics, golden=gold, test=test, session=session)
+
+
+def flat_metrics(metrics: dict[str, Any]) -> dict[str, Metric]:
+    """``metrics`` flattened for a results store: ``energy_by_component`` as
+    ``energy_<component>_j`` columns, the other tables dropped."""
+    out: dict[str, Metric] = {}
+    for k, v in metrics.items():
+        if k == "energy_by_component":
+            out.update({f"energy_{c}_j": float(x) for c, x in v.items()})
+        elif isinstance(v, bool | int | float | str) or v is None:
+            out[k] = v
+    return out
+
+
+def run_trial(config: dict[str, Any], state: ModelState | None) -> dict[str, Metric]:
+    """Run one ``model-run`` trial (module docstring); ``state`` from :func:`setup`."""
+    result = run_configuration(config, state)
+    metrics = flat_metrics(result.metrics)
+    metrics.pop("wall_s", None)  # the store keeps the trial's wall time itself
     return metrics
 
 

@@ -1,0 +1,623 @@
+"""``accelsim explore``: DVFS and ABFT policies over operating points, chips and seeds.
+
+The main job, run as campaigns of ``model-run`` trials (:mod:`accelsim.experiments.trials`) on
+the SQLite store ``OUT/explore.db``. For a shipped diffusion model on an array it
+
+1. profiles block x timestep sensitivity (campaign ``explore-profile``: each cell at a reference
+   undervolt point, everything else nominal, on a separate profiling seed), the ``drift``
+   policy's input; written to ``sensitivity.csv`` / ``sensitivity.png``;
+2. runs every policy x operating point x chip x seed (campaign ``explore``), in undervolt (V
+   knob at fnom) and/or overclock (f knob at Vnom) mode, each against the golden run of its
+   seed (nominal point, no protection): energy saving ``1 - E / E_golden``, speed-up
+   ``T_golden / T``;
+3. measures the quality references (:mod:`accelsim.experiments.quality_refs`) and judges every
+   run by the chosen criterion;
+4. exports ``results.csv`` (one row per configuration of *this* grid, from the store) and
+   writes ``pareto.png`` and ``report.md``.
+
+**Resuming.** A trial's id is the SHA-256 of its whole normalized config: model, steps,
+samples, guidance, sampler, kernel, hardware (array, memory, every energy and timing-model
+parameter, resolved), policy spec (with its profile and checkpoint interval), chip and seed.
+Rerunning into the same ``--out`` reuses exactly the trials whose configs are unchanged;
+changing any of these reruns. Every finished trial is committed in its own transaction, so a
+killed run leaves no partial row; verdicts are recomputed from the stored metrics (at full
+precision) at every export, so changing the quality criterion or threshold reruns nothing.
+
+Policies (:mod:`accelsim.dvfs.policies`) and their protection: ``nominal`` (= the golden run);
+``guardband``; ``uniform`` (no protection); ``thundervolt`` (TE-Drop: late updates dropped,
+detection latches charged); ``timestep`` (the first ``protect`` fraction of steps at
+nominal); ``drift`` (the ``protect`` fraction of most fragile block x timestep cells at
+nominal, rollback ABFT with checkpoint interval K, one configuration per K of ``intervals``);
+``closed-loop`` (per-block controller on ABFT detections, no profile; one configuration per
+detection-rate target).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from accelsim.config import HardwareConfig, check_choice, check_float, check_int
+from accelsim.errors import ConfigError
+
+POLICY_NAMES = (
+    "nominal",
+    "guardband",
+    "uniform",
+    "timestep",
+    "drift",
+    "thundervolt",
+    "closed-loop",
+)
+MODES = ("undervolt", "overclock")
+#: Store file inside ``--out``; campaign names inside it.
+STORE_NAME = "explore.db"
+CAMPAIGN = "explore"
+PROFILE_CAMPAIGN = "explore-profile"
+#: Energy components exported per row (``energy_<c>_j``), see accelsim.hw.energy.COMPONENTS.
+_COMPONENTS = (
+    "mac",
+    "sram",
+    "dram",
+    "leakage",
+    "abft",
+    "recompute",
+    "rollback",
+    "checkpoint",
+    "detection",
+    "replay",
+    "dvfs",
+)
+#: Columns of results.csv, in order.
+COLUMNS = (
+    "policy",
+    "spec",
+    "mode",
+    "vdd",
+    "freq_ghz",
+    "interval",
+    "mean_vdd",
+    "mean_freq_ghz",
+    "chip",
+    "seed",
+    "energy_j",
+    "nominal_energy_j",
+    "latency_s",
+    "nominal_latency_s",
+    "energy_saving",
+    "speedup",
+    "feature_distance",
+    "psnr_db",
+    "ssim",
+    "class_accuracy",
+    "golden_class_accuracy",
+    "meets_quality",
+    "abft_checks",
+    "abft_detections",
+    "abft_corrections",
+    "recomputes",
+    "rollbacks",
+    "latent_rollbacks",
+    "checkpoints",
+    "transitions",
+    "timing_errors",
+    *(f"energy_{c}_j" for c in _COMPONENTS),
+    "guidance",
+    "trial_id",
+    "wall_s",
+)
+
+Chip = int | str
+
+
+@dataclass(frozen=True)
+class ExploreConfig:
+    """The exploration grid (voltages in V, frequencies in GHz; chips: seeds or ``typical``)."""
+
+    model: str = "dit-digits"
+    modes: tuple[str, ...] = MODES
+    policies: tuple[str, ...] = POLICY_NAMES
+    vdd: tuple[float, ...] = (0.84, 0.82, 0.80)
+    freq_ghz: tuple[float, ...] = (1.15, 1.2, 1.3)
+    chips: tuple[Chip, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0,)
+    steps: int = 10
+    samples: int = 4
+    guidance: float | None = None
+    threshold: float | None = None
+    kernel: str = "fast"
+    protect: float = 0.3
+    intervals: tuple[int, ...] = (1, 2, 5)
+    closed_loop_targets: tuple[float, ...] = (1e-6,)
+    profile_groups: int = 5
+    profile_seed: int = 1000
+
+    def __post_init__(self) -> None:
+        for m in self.modes:
+            check_choice("--mode", m, MODES)
+        if not self.modes:
+            raise ConfigError("--mode: got none, expected undervolt, overclock or both")
+        for p in self.policies:
+            check_choice("--policies", p, POLICY_NAMES)
+        if not self.policies:
+            raise ConfigError("--policies: got none, expected at least one policy")
+        for v in self.vdd:
+            check_float("--vdd", v, 0.4, 1.2, unit="V")
+        for f in self.freq_ghz:
+            check_float("--freq", f, 0.1, 10.0, unit="GHz")
+        check_int("--steps", self.steps, 1, 1000)
+        check_int("--samples", self.samples, 1, 1000)
+        if self.guidance is not None:
+            check_float("--guidance", self.guidance, 0.0, 100.0)
+        check_float("protect", self.protect, 0.0, 1.0)
+        if self.threshold is not None:
+            check_float("--threshold", self.threshold, 0.0, 10.0)
+        if not self.chips:
+            raise ConfigError("--chips: got none, expected at least one chip")
+        for c in self.chips:
+            if c != "typical":
+                check_int("--chips", c, 0)
+        if not self.seeds:
+            raise ConfigError("--seeds: got none, expected at least one seed")
+        for s in self.seeds:
+            check_int("--seeds", s, 0)
+        if not self.intervals:
+            raise ConfigError("--intervals: got none, expected at least one checkpoint interval")
+        for k in self.intervals:
+            check_int("--intervals", k, 1, 1000)
+        check_int("profile_groups", self.profile_groups, 1, 1000)
+        check_int("profile_seed", self.profile_seed, 0)
+        check_choice("--kernel", self.kernel, ("fast", "exact"))
+
+    @classmethod
+    def quick(cls, **overrides: Any) -> ExploreConfig:
+        """The ``--quick`` grid: 2 points per mode, one chip, one seed, 6 steps, 4 samples."""
+        base = cls(
+            vdd=(0.84, 0.80),
+            freq_ghz=(1.2, 1.3),
+            chips=(0,),
+            seeds=(0,),
+            steps=6,
+            samples=4,
+            intervals=(1, 2),
+            closed_loop_targets=(1e-6,),
+            profile_groups=2,
+        )
+        return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """One policy configuration of the grid (before chips and seeds)."""
+
+    policy: str
+    spec: str
+    mode: str
+    knob: float | None
+    interval: int | None = None
+
+
+def policy_specs(cfg: ExploreConfig, mode: str) -> Iterator[Configuration]:
+    """Every policy configuration of ``mode`` (knob in V or GHz); ``nominal`` is not
+    mode-specific and comes from :func:`configurations`."""
+    knobs = cfg.vdd if mode == "undervolt" else cfg.freq_ghz
+    key = "vdd" if mode == "undervolt" else "freq_ghz"
+    after = max(1, round(cfg.protect * cfg.steps))
+    for policy in cfg.policies:
+        if policy == "nominal":
+            continue
+        if policy == "guardband":
+            yield Configuration(policy, f"guardband:mode={mode}", mode, None)
+        elif policy == "closed-loop":
+            limit = min(knobs) if mode == "undervolt" else max(knobs) * 1e9
+            for target in cfg.closed_loop_targets:
+                yield Configuration(
+                    policy,
+                    f"closed-loop:mode={mode},target={target:g},limit={limit:g},start=guardband",
+                    mode,
+                    None,
+                )
+        elif policy == "drift":
+            for k in knobs:
+                for interval in cfg.intervals:
+                    yield Configuration(
+                        policy,
+                        f"drift:mode={mode},{key}={k:g},protect={cfg.protect:g},"
+                        f"interval={interval}",
+                        mode,
+                        k,
+                        interval,
+                    )
+        else:
+            extra = f",after={after}" if policy == "timestep" else ""
+            for k in knobs:
+                yield Configuration(policy, f"{policy}:mode={mode},{key}={k:g}{extra}", mode, k)
+
+
+def configurations(cfg: ExploreConfig) -> list[Configuration]:
+    """The grid's policy configurations: ``nominal`` once (it is the same run in both modes),
+    then each mode's."""
+    out = []
+    if "nominal" in cfg.policies:
+        out.append(Configuration("nominal", "nominal", "both", None))
+    for mode in cfg.modes:
+        out.extend(policy_specs(cfg, mode))
+    return out
+
+
+def _chip_value(chip: Chip) -> Chip:
+    return "typical" if chip == "typical" else int(chip)
+
+
+def base_config(cfg: ExploreConfig, hw: HardwareConfig) -> dict[str, Any]:
+    """The ``model-run`` keys every trial of ``cfg`` shares."""
+    from accelsim.experiments.trials import hardware_to_dict
+
+    return {
+        "model": cfg.model,
+        "samples": cfg.samples,
+        "steps": cfg.steps,
+        "method": "ddim",
+        "guidance": "model" if cfg.guidance is None else cfg.guidance,
+        "hardware": hardware_to_dict(hw),
+        "kernel": cfg.kernel,
+    }
+
+
+# --------------------------------------------------------------------------- profiling
+
+
+def _profile_blocks(cfg: ExploreConfig, state: Any, base: dict[str, Any]) -> list[str]:
+    """The blocks of the model (from one golden run's books), outside-block GEMMs as ''."""
+    from accelsim.experiments import trials
+
+    golden = trials.golden_for(trials.normalize({**base, "seed": cfg.profile_seed}), state)
+    return sorted({c.block for c in golden.outcome.report.by_context})
+
+
+def profile_reference_vdd(cfg: ExploreConfig) -> float:
+    """The undervolt point each profiled cell runs at: the middle of the ``vdd`` grid."""
+    return sorted(cfg.vdd)[len(cfg.vdd) // 2] if cfg.vdd else 0.76
+
+
+def profile_campaign(cfg: ExploreConfig, base: dict[str, Any], blocks: list[str]) -> Any:
+    """Campaign ``explore-profile``: one trial per block x timestep group, that cell at the
+    reference point (``timestep`` policy restricted to the block), the rest nominal."""
+    from accelsim.campaign.spec import parse_campaign
+    from accelsim.experiments.profiling import timestep_groups
+
+    ref = profile_reference_vdd(cfg)
+    include = []
+    for block in blocks:
+        for t0, t1 in timestep_groups(cfg.steps, cfg.profile_groups):
+            name = block or "-"
+            include.append(
+                {
+                    "policy": f"timestep:vdd={ref:g},ranges={t0}-{t1},blocks={name}",
+                    "cell": {"block": block, "t_start": t0, "t_stop": t1},
+                }
+            )
+    return parse_campaign(
+        {
+            "campaign": {
+                "name": PROFILE_CAMPAIGN,
+                "trial": "model-run",
+                "description": f"block x timestep sensitivity of {cfg.model} at {ref:g} V",
+            },
+            "fixed": {
+                **base,
+                "seed": cfg.profile_seed,
+                "chip": _chip_value(cfg.chips[0]),
+            },
+            "include": include,
+        }
+    )
+
+
+def profile_from_trials(stored: list[Any]) -> tuple[Any, list[Any]]:
+    """The sensitivity profile (quality loss per timing error, per cell) and the cell results
+    from the profile campaign's stored trials."""
+    from accelsim.dvfs.profile import ProfileCell, SensitivityProfile
+    from accelsim.experiments.profiling import CellResult
+
+    results = []
+    for t in stored:
+        cell = t.config["cell"]
+        m = t.metrics or {}
+        results.append(
+            CellResult(
+                cell["block"],
+                int(cell["t_start"]),
+                int(cell["t_stop"]),
+                float(m.get("timing_errors") or 0.0),
+                float(m.get("feature_distance") or 0.0),
+            )
+        )
+    cells = tuple(
+        ProfileCell(block=r.block, t_start=r.t_start, t_stop=r.t_stop, sensitivity=r.sensitivity)
+        for r in results
+    )
+    return SensitivityProfile(cells), results
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def explore_campaign(cfg: ExploreConfig, base: dict[str, Any], profile_rows: Any) -> Any:
+    """Campaign ``explore``: every configuration x chip x seed as a ``model-run`` trial."""
+    from accelsim.campaign.spec import parse_campaign
+
+    include = []
+    for chip in cfg.chips:
+        for seed in cfg.seeds:
+            for c in configurations(cfg):
+                point: dict[str, Any] = {
+                    "seed": seed,
+                    "chip": _chip_value(chip),
+                    "policy": c.spec,
+                    "cell": {
+                        k: v
+                        for k, v in (
+                            ("policy", c.policy),
+                            ("mode", c.mode),
+                            ("knob", c.knob),
+                            ("interval", c.interval),
+                        )
+                        if v is not None
+                    },
+                }
+                if c.policy == "drift":
+                    point["profile"] = profile_rows
+                include.append(point)
+    return parse_campaign(
+        {
+            "campaign": {
+                "name": CAMPAIGN,
+                "trial": "model-run",
+                "description": f"accelsim explore of {cfg.model}",
+            },
+            "fixed": base,
+            "include": include,
+        }
+    )
+
+
+@dataclass
+class ExploreResult:
+    """What an explore run produced: the rows of this grid (store order), the profile cells,
+    the quality references and where everything lives."""
+
+    cfg: ExploreConfig
+    rows: list[dict[str, Any]]
+    references: Any
+    cells: list[Any] = field(default_factory=list)
+    reused: int = 0
+    ran: int = 0
+    failed: list[str] = field(default_factory=list)
+
+
+def _row(trial: Any, cfg: ExploreConfig, hw: HardwareConfig) -> dict[str, Any]:
+    """One results.csv row from a stored trial (config + metrics)."""
+    m = dict(trial.metrics or {})
+    cell = trial.config["cell"]
+    mode = cell["mode"]
+    knob = cell.get("knob")
+    vnom, fnom_ghz = hw.tech.vnom, hw.tech.fnom / 1e9
+    mean_v = m.get("mean_vdd")
+    mean_f = m.get("mean_freq_ghz")
+    if mode == "undervolt":
+        vdd = knob if knob is not None else mean_v
+        freq = fnom_ghz
+    elif mode == "overclock":
+        vdd = vnom
+        freq = knob if knob is not None else mean_f
+    else:
+        vdd, freq = vnom, fnom_ghz
+    row: dict[str, Any] = {
+        "policy": cell["policy"],
+        "spec": trial.config["policy"],
+        "mode": mode,
+        "vdd": vdd,
+        "freq_ghz": freq,
+        "interval": cell.get("interval"),
+        "chip": trial.config["chip"],
+        "seed": trial.config["seed"],
+        "trial_id": trial.id,
+        "wall_s": trial.wall_s,
+        "meets_quality": None,
+    }
+    for key in COLUMNS:
+        if key not in row:
+            row[key] = m.get(key)
+    return row
+
+
+def _progress_fn(
+    progress: Callable[[str, int, int], None] | None, phase: str, total: int
+) -> tuple[Callable[[int], None], Callable[[Any], None]]:
+    done = [0]
+
+    def on_start(n: int) -> None:
+        done[0] = total - n
+        if progress is not None:
+            progress(phase, done[0], total)
+
+    def on_result(result: Any) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(phase, done[0], total)
+
+    return on_start, on_result
+
+
+def explore(
+    cfg: ExploreConfig,
+    hw: HardwareConfig,
+    out_dir: Path,
+    *,
+    progress: Callable[[str, int, int], None] | None = None,
+    workers: int = 1,
+    dask: str | None = None,
+) -> ExploreResult:
+    """Run (or resume) the exploration into ``out_dir``.
+
+    ``workers > 1`` runs trials in that many processes, ``dask`` on a Dask cluster; every
+    trial is a deterministic function of its config, so the rows are the same whatever ran
+    them (only ``wall_s`` differs).
+    """
+    from accelsim.campaign.executors import _state_for, make_executor
+    from accelsim.campaign.registry import get_trial_kind
+    from accelsim.campaign.runner import run_campaign
+    from accelsim.campaign.store import Store
+    from accelsim.experiments import trials
+    from accelsim.experiments.quality_refs import measure_references
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kind = get_trial_kind(trials.KIND)
+    state = _state_for(kind)  # shared with the serial executor (goldens computed once)
+    base = base_config(cfg, hw)
+    result = ExploreResult(cfg=cfg, rows=[], references=None)
+    with Store(out_dir / STORE_NAME) as store:
+        profile_rows: Any = []
+        if "drift" in cfg.policies:
+            blocks = _profile_blocks(cfg, state, base)
+            camp = profile_campaign(cfg, base, blocks)
+            on_start, on_result = _progress_fn(
+                progress, "profiling block x timestep", len(camp.trials)
+            )
+            with make_executor(workers=workers, dask=dask, serial=workers <= 1 and not dask) as ex:
+                run_campaign(camp, store, executor=ex, on_start=on_start, on_result=on_result)
+            stored = _stored_trials(store, camp)
+            profile, cells = profile_from_trials(stored)
+            result.cells = cells
+            profile_rows = trials.profile_rows(profile)
+            _write_profile(cfg, out_dir, profile, cells)
+        camp = explore_campaign(cfg, base, profile_rows)
+        on_start, on_result = _progress_fn(progress, "configurations", len(camp.trials))
+        summary = None
+        with make_executor(workers=workers, dask=dask, serial=workers <= 1 and not dask) as ex:
+            summary = run_campaign(
+                camp, store, executor=ex, on_start=on_start, on_result=on_result
+            )
+        result.reused = summary.skipped
+        result.ran = summary.ran
+        stored = _stored_trials(store, camp)
+        result.failed = [f"{t.config['policy']}: {t.error}" for t in stored if t.status == "failed"]
+        result.rows = [_row(t, cfg, hw) for t in stored if t.status == "done"]
+    result.references = measure_references(cfg, base, state, progress=progress)
+    judge_rows(result.rows, result.references, cfg)
+    write_results_csv(result.rows, out_dir / "results.csv")
+    return result
+
+
+def _stored_trials(store: Any, camp: Any) -> list[Any]:
+    """The stored trials of ``camp``'s current grid, in grid order (other ids are ignored)."""
+    by_id = {t.id: t for t in store.trials(camp.name)}
+    return [by_id[t.id] for t in camp.trials if t.id in by_id]
+
+
+def judge_rows(rows: list[dict[str, Any]], refs: Any, cfg: ExploreConfig) -> None:
+    """Fill ``meets_quality`` of every row by the references' criterion (in place)."""
+    for r in rows:
+        r["meets_quality"] = refs.meets(r)
+
+
+def _write_profile(cfg: ExploreConfig, out_dir: Path, profile: Any, cells: list[Any]) -> None:
+    from accelsim.report.explore_report import plot_sensitivity
+
+    ref = profile_reference_vdd(cfg)
+    chip = cfg.chips[0]
+    text = (
+        f"# sensitivity of {cfg.model}: quality loss (feature distance) per timing error, "
+        f"cell at {ref:g} V, rest nominal, seed {cfg.profile_seed}, chip {chip}\n"
+        + profile.to_csv()
+    )
+    _atomic_write(out_dir / "sensitivity.csv", text)
+    table = {(c.block or "(outside blocks)", c.t_start): c.sensitivity for c in cells}
+    plot_sensitivity(
+        table,
+        out_dir / "sensitivity.png",
+        title=f"{cfg.model}: quality loss per timing error (cell at {ref:g} V, rest nominal)",
+    )
+
+
+def _fmt(v: Any) -> Any:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else str(v)
+    if v is None:
+        return ""
+    return v
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Export ``rows`` (full float precision) to ``path`` atomically."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: _fmt(r.get(k)) for k in COLUMNS})
+    _atomic_write(path, buf.getvalue())
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of an existing results.csv (empty if absent); a foreign file is an error."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or tuple(reader.fieldnames) != COLUMNS:
+            raise ConfigError(
+                f"{path}: got columns {reader.fieldnames}, expected an accelsim explore "
+                "results.csv of this version (rerun accelsim explore into that --out)"
+            )
+        return list(reader)
+
+
+def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
+    """Write pareto.png and report.md; returns the report text."""
+    from accelsim.report.explore_report import aggregate, markdown_report, plot_pareto
+
+    cfg = result.cfg
+    refs = result.references
+    array = f"{hw.array.rows}x{hw.array.cols} {hw.array.dataflow}"
+    points = aggregate(result.rows)
+    plot_pareto(
+        points,
+        out_dir / "pareto.png",
+        threshold=refs.threshold,
+        title=f"{cfg.model} on {array}: {len(cfg.chips)} chip(s) x {len(cfg.seeds)} seed(s), "
+        f"{cfg.steps} steps",
+    )
+    guidance = result.rows[0]["guidance"] if result.rows else cfg.guidance
+    extra = (
+        f"Quality: {refs.describe()}. Timing errors from the calibrated model ({cfg.kernel} "
+        f"kernel); chips {list(cfg.chips)}, seeds {list(cfg.seeds)}, {cfg.samples} samples per "
+        f"run, {cfg.steps} DDIM steps, classifier-free guidance {guidance} "
+        f"({'the model' + chr(39) + 's recommended scale' if cfg.guidance is None else 'given'}). "
+        f"Trials: {result.ran} run, {result.reused} reused from {STORE_NAME}. "
+        "Files: results.csv, pareto.png, sensitivity.png, explore.db."
+    )
+    text = markdown_report(points, threshold=refs.threshold, model=cfg.model, array=array, extra=extra)
+    _atomic_write(out_dir / "report.md", text)
+    return text
