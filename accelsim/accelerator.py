@@ -516,9 +516,7 @@ class Accelerator:
             self._charge_detection(lp, op, int(result.errors.total), ctx.layer_type)
         return result
 
-    def _charge_detection(
-        self, lp: LayerPerf, op: OperatingPoint, errors: int, key: str
-    ) -> None:
+    def _charge_detection(self, lp: LayerPerf, op: OperatingPoint, errors: int, key: str) -> None:
         """In-situ error detection (Razor shadow latches, also needed by TE-Drop): a fixed
         ``tech.detect_overhead`` share of the PE array's MAC energy and leakage of this GEMM,
         errors or not; with ``razor``, every detected error also stalls the lockstep array for

@@ -29,8 +29,8 @@ import torch
 from accelsim.config import OperatingPoint, load_preset
 from accelsim.diffusion.sampler import SamplerConfig, sample
 from accelsim.diffusion.schedule import NoiseSchedule
-from accelsim.rng import torch_generator
 from accelsim.experiments.runner import ModelSession, SessionConfig, make_accelerator
+from accelsim.rng import torch_generator
 from accelsim.torch.intercept import w8a8_reference
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -103,7 +103,11 @@ class AbftConfig:
     ``weights_static``, ``verify_lanes``, ``overlap_verify`` and ``e_add_j`` (J) parametrize
     the cost model (:mod:`accelsim.abft.cost`); ``rollback_bytes`` is the size of one
     checkpointed activation element: 1 (int8 with one fp32 scale per row, as the W8A8 array
-    stores activations; default), 2 (fp16) or 4 (fp32).
+    stores activations; default), 2 (fp16) or 4 (fp32). ``offload_checkpoints``: a checkpoint
+    is a separate DRAM write of the whole output (a design that keeps activations on chip);
+    default False: the memory model (:mod:`accelsim.hw.memory`) already writes every GEMM
+    output to DRAM at ``memory.word_bytes`` per element, so a checkpoint keeps that copy
+    instead of overwriting it and costs only the bytes beyond it (scales, wider formats).
     """
 
     classifier: str = "none"
@@ -126,6 +130,7 @@ class AbftConfig:
     safe_vdd: float | None = None
     safe_freq: float | None = None
     rollback_bytes: int = 1
+    offload_checkpoints: bool = False
 
     def __post_init__(self) -> None:
         check_choice("abft.classifier", self.classifier, ("none", "magnitude", "realm"))
@@ -151,7 +156,7 @@ class AbftConfig:
         )
         check_choice("abft.recompute_scope", self.recompute_scope, ("lines", "gemm"))
         check_choice("abft.placement", self.placement, ("array", "dedicated"))
-        for name in ("match_multiple", "weights_static", "overlap_verify"):
+        for name in ("match_multiple", "weights_static", "overlap_verify", "offload_checkpoints"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(
                     f"abft.{name}: got {getattr(self, name)!r}, expected true or false"

@@ -411,6 +411,8 @@ def _row(trial: Any, cfg: ExploreConfig, hw: HardwareConfig) -> dict[str, Any]:
     vnom, fnom_ghz = hw.tech.vnom, hw.tech.fnom / 1e9
     mean_v = m.get("mean_vdd")
     mean_f = m.get("mean_freq_ghz")
+    vdd: Any
+    freq: Any
     if mode == "undervolt":
         vdd = knob if knob is not None else mean_v
         freq = fnom_ghz
@@ -502,9 +504,7 @@ def explore(
         on_start, on_result = _progress_fn(progress, "configurations", len(camp.trials))
         summary = None
         with make_executor(workers=workers, dask=dask, serial=workers <= 1 and not dask) as ex:
-            summary = run_campaign(
-                camp, store, executor=ex, on_start=on_start, on_result=on_result
-            )
+            summary = run_campaign(camp, store, executor=ex, on_start=on_start, on_result=on_result)
         result.reused = summary.skipped
         result.ran = summary.ran
         stored = _stored_trials(store, camp)
@@ -601,7 +601,7 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
     cfg = result.cfg
     refs = result.references
     array = f"{hw.array.rows}x{hw.array.cols} {hw.array.dataflow}"
-    points = aggregate(result.rows)
+    points = aggregate(result.rows, modes=cfg.modes)
     plot_pareto(
         points,
         out_dir / "pareto.png",
@@ -611,13 +611,14 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
     )
     guidance = result.rows[0]["guidance"] if result.rows else cfg.guidance
     extra = (
-        f"Quality: {refs.describe()}. Timing errors from the calibrated model ({cfg.kernel} "
-        f"kernel); chips {list(cfg.chips)}, seeds {list(cfg.seeds)}, {cfg.samples} samples per "
+        f"Timing errors from the calibrated model ({cfg.kernel} kernel); chips {list(cfg.chips)}, seeds {list(cfg.seeds)}, {cfg.samples} samples per "
         f"run, {cfg.steps} DDIM steps, classifier-free guidance {guidance} "
         f"({'the model' + chr(39) + 's recommended scale' if cfg.guidance is None else 'given'}). "
         f"Trials: {result.ran} run, {result.reused} reused from {STORE_NAME}. "
         "Files: results.csv, pareto.png, sensitivity.png, explore.db."
     )
-    text = markdown_report(points, threshold=refs.threshold, model=cfg.model, array=array, extra=extra)
+    text = markdown_report(
+        points, model=cfg.model, array=array, criterion=refs.describe(), extra=extra
+    )
     _atomic_write(out_dir / "report.md", text)
     return text

@@ -60,13 +60,7 @@ def project(
     for mode in ("undervolt", "overclock"):
         best = best_at_threshold(points, mode, float("inf"))
         for policy, p in sorted(best.items()):
-            small = [r for r in rows if r["policy"] == policy and r["mode"] == mode]
-            chosen = [
-                r
-                for r in small
-                if abs(float(r["vdd"]) - p.vdd) < 1e-9
-                and abs(float(r["freq_ghz"]) - p.freq_ghz) < 1e-9
-            ]
+            chosen = [r for r in rows if r["spec"] == p.spec]
             mean_v = sum(float(r["mean_vdd"] or p.vdd) for r in chosen) / len(chosen)
             mean_f = sum(float(r["mean_freq_ghz"] or p.freq_ghz) for r in chosen) / len(chosen)
             knob = OperatingPoint(vdd=p.vdd, freq=p.freq_ghz * 1e9)

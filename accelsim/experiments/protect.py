@@ -16,10 +16,14 @@
 
 **Rollback, as DRIFT describes it** (``rollback="activation"``). Every ``checkpoint_interval``
 sampler steps (the policy's offload interval K; 1 = every step) the *dequantized* output of each
-weight GEMM the policy may still run aggressively later (``policy.needs_checkpoint``) is written
-to a DRAM cache at the ABFT config's ``rollback_bytes`` per element (default 1: int8 with one
-fp32 scale per row, as the W8A8 array stores activations; ledger ``checkpoint``, once per
-checkpoint). A critical detection replaces the located elements (the whole output when location
+weight GEMM the policy may still run aggressively later (``policy.needs_checkpoint``) is kept
+in DRAM at the ABFT config's ``rollback_bytes`` per element (default 1: int8 with one fp32
+scale per row, as the W8A8 array stores activations; ledger ``checkpoint``, once per
+checkpoint). The memory model writes every GEMM output to DRAM anyway (one word per element,
+charged to the layer), so by default a checkpoint keeps that copy (a second buffer instead of
+overwriting it) and is charged only the bytes beyond it (the row scales, or a wider stored
+format); with the ABFT option ``offload_checkpoints=true`` (a design that keeps activations on
+chip) it is charged as a separate write of the whole output. A critical detection replaces the located elements (the whole output when location
 fails) by the same GEMM's values (same module, same call ordinal within the step) from the most
 recent checkpoint step before the current one: values carried through their own
 dequantization, not another step's raw int32 accumulators. The read is charged once per
@@ -316,6 +320,9 @@ class ProtectedAccelerator(Accelerator):
             self._cache[pending.key] = stored
             self.stats.checkpoints += 1
             self.stats.checkpoint_bytes += nbytes
+            if not self.checker.config.offload_checkpoints:
+                # the GEMM's own output write (already charged to its layer) is the copy kept
+                nbytes = max(0, nbytes - int(values.size) * self.hw.memory.word_bytes)
             self._charge_cost(
                 checkpoint_cost(
                     nbytes,

@@ -156,9 +156,7 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"chip: got {out['chip']!r}, expected 'typical' or a chip seed >= 0")
         out["chip"] = check_int("chip", out["chip"], 0)
     out["kernel"] = check_choice("kernel", out["kernel"], ("fast", "exact"))
-    out["manifestation"] = check_choice(
-        "manifestation", out["manifestation"], MANIFESTATION_NAMES
-    )
+    out["manifestation"] = check_choice("manifestation", out["manifestation"], MANIFESTATION_NAMES)
     from accelsim.dvfs.transition import REGULATORS
 
     check_choice("regulator", out["regulator"], tuple(REGULATORS))
@@ -501,9 +499,8 @@ def session_for(config: dict[str, Any], state: ModelState) -> Any:
     (one per model, inputs and sampler settings, kept in ``state``)."""
     from accelsim.experiments.runner import ModelSession, SessionConfig
 
-    key = (config["model"], config["samples"], config["steps"], config["method"])
     guidance = None if config["guidance"] == "model" else float(config["guidance"])
-    key = (*key, guidance)
+    key = (config["model"], config["samples"], config["steps"], config["method"], guidance)
     if key not in state.sessions:
         state.sessions[key] = ModelSession(
             SessionConfig(
@@ -604,8 +601,8 @@ def run_configuration(config: dict[str, Any], state: ModelState | None = None) -
     """
     from accelsim.config import OperatingPoint
     from accelsim.experiments.protect import ProtectedAccelerator
-    from accelsim.faults.clipping import ActivationClipping
     from accelsim.experiments.runner import make_accelerator
+    from accelsim.faults.clipping import ActivationClipping
     from accelsim.timing.errors import TimingModel
     from accelsim.torch.quant import QuantConfig
 

@@ -213,10 +213,10 @@ def run_study(
     """
     import time
 
-    from accelsim.experiments import trials as model_trials
     from accelsim.campaign.runner import run_campaign
     from accelsim.campaign.spec import parse_campaign
     from accelsim.campaign.store import Store
+    from accelsim.experiments import trials as model_trials
     from accelsim.models.zoo import MODEL_NAMES, model_module
 
     from .defs import STUDIES

@@ -123,7 +123,7 @@ def test_action_costs():
     mp = map_gemm(3, 64, 128, hw.array)
     assert r.cycles == mp.compute_cycles
     assert r.detail["recompute_mac"] == pytest.approx(mp.macs * hw.tech.e_mac_int8)
-    assert r.energy.abft > 0 and r.energy.rollback == 0
+    assert r.energy.recompute > 0 and r.energy.abft == 0 and r.energy.rollback == 0
     c = correction_cost(5, hw, NOM)
     assert c.cycles == 5 and c.energy.abft > 0
     assert correction_cost(0, hw, NOM).energy.total == 0

@@ -104,16 +104,80 @@ def test_run_diffusion_undervolted_writes_metrics_and_samples(capsys, tmp_path):
         "feature_distance",
         "energy_j",
         "latency_s",
-        "errors_injected",
+        "timing_errors",
+        "energy_by_component",
         "errors_by_layer_type",
     ):
         assert key in m
-    assert (
-        m["errors_injected"] > 0 and sum(m["errors_by_layer_type"].values()) == m["errors_injected"]
-    )
+    assert m["timing_errors"] > 0 and sum(m["errors_by_layer_type"].values()) == m["timing_errors"]
     assert 0 < m["energy_saving"] < 0.5 and m["energy_j"] < m["nominal_energy_j"]
     assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
     assert "wrote" in out
+    parts = m["energy_by_component"]
+    assert set(parts) >= {
+        "mac", "sram", "dram", "leakage", "abft", "rollback", "checkpoint", "detection", "dvfs"
+    }  # fmt: skip
+    assert sum(parts.values()) == pytest.approx(m["energy_j"], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "nominal",
+        "guardband",
+        "uniform",
+        "thundervolt",
+        "timestep:after=1",
+        "closed-loop:target=1e-6,limit=0.88",
+        "drift:protect=0.5",
+    ],
+)
+def test_run_every_policy_at_an_error_free_point(capsys, tmp_path, spec):
+    """At a point with zero timing errors every policy costs uniform's energy at the same mean
+    point plus its documented fixed overheads; thundervolt costs more than uniform."""
+    profile = tmp_path / "prof.csv"
+    profile.write_text(
+        "block,t_start,t_stop,sensitivity\n"
+        + "".join(f"blocks.{b},0,inf,{b}\n" for b in range(4))
+        + "-,0,inf,9\n"
+    )
+    name = spec.partition(":")[0]
+    point = [] if name in ("nominal", "guardband", "closed-loop") else ["--vdd", "0.88"]
+    base = ["run", "--model", "dit-digits", "--steps", "2", "--samples", "1", "--json"]
+    code, out, err = (
+        run(
+            capsys,
+            *base,
+            "--policy",
+            spec,
+            *point,
+            "--profile",
+            str(profile),
+            "--out",
+            str(tmp_path),
+        )
+        if name == "drift"
+        else run(capsys, *base, "--policy", spec, *point, "--out", str(tmp_path))
+    )
+    assert code == 0, err
+    m = json.loads(out)
+    assert m["timing_errors"] == 0
+    code, out, _ = run(
+        capsys, *base, "--policy", "uniform", "--vdd", f"{m['mean_vdd']:.12g}", "--out",
+        str(tmp_path / "u"),
+    )  # fmt: skip
+    u = json.loads(out)
+    parts = m["energy_by_component"]
+    fixed = sum(v for k, v in parts.items() if k not in ("mac", "sram", "dram", "leakage"))
+    assert fixed / m["energy_j"] < 0.03
+    if name in ("nominal", "guardband", "uniform", "thundervolt"):  # one point for every GEMM
+        assert m["energy_j"] == pytest.approx(u["energy_j"] + fixed, rel=1e-9)
+    if name == "thundervolt":
+        assert m["energy_j"] > u["energy_j"] and parts["detection"] > 0
+    else:
+        assert parts["detection"] == 0
+    assert (parts["abft"] > 0) == (name in ("drift", "closed-loop"))
+    assert (m["checkpoints"] > 0) == (name == "drift")
 
 
 def test_run_at_nominal_equals_golden(capsys, tmp_path):
@@ -134,7 +198,7 @@ def test_run_at_nominal_equals_golden(capsys, tmp_path):
     )
     assert code == 0
     m = json.loads(out)
-    assert m["psnr_db"] is None and m["feature_distance"] == 0 and m["errors_injected"] == 0
+    assert m["psnr_db"] is None and m["feature_distance"] == 0 and m["timing_errors"] == 0
     assert m["energy_saving"] == 0
 
 
@@ -151,6 +215,8 @@ def test_run_at_nominal_equals_golden(capsys, tmp_path):
                 "vit-digits",
                 "--fault",
                 "bitflip",
+                "--target",
+                "inputs",
                 "--format",
                 "int8",
                 "--bit",
@@ -158,9 +224,19 @@ def test_run_at_nominal_equals_golden(capsys, tmp_path):
             ],
             "bit",
         ),
+        (
+            ["run", "--model", "vit-digits", "--fault", "bitflip", "--format", "int8"],
+            "faults.format: got 'int8' for outputs in a w8a8 run, expected int32",
+        ),
+        (
+            ["run", "--model", "dit-digits", "--policy", "uniform:vdd=0.8", "--vdd", "0.8"],
+            "--policy: got 'uniform:vdd=0.8' with its own point (vdd)",
+        ),
+        (["run", "--model", "dit-digits", "--policy", "drift:vdd=0.8"], "drift.profile"),
+        (["run", "--model", "dit-digits", "--policy", "fancy:vdd=0.8"], "policy: got 'fancy'"),
         (["explore", "--policies", "nominal,fancy"], "--policies: got 'fancy'"),
         (["explore", "--mode", "sideways"], "invalid choice"),
-        (["explore", "--chips", "0"], "invalid choice"),
+        (["explore", "--chips", "atypical"], "invalid choice"),
     ],
 )
 def test_bad_options_are_one_line_errors(capsys, tmp_path, args, needle):
@@ -180,110 +256,89 @@ class _nullcontext:
         return False
 
 
-def test_explore_small_grid_writes_everything_and_resumes(capsys, tmp_path):
-    args = [
+def _explore_args(tmp_path, *extra: str) -> list[str]:
+    return [
         "explore",
         "--mode",
-        "undervolt",
-        "--policies",
-        "nominal,uniform,thundervolt",
+        "both",
         "--vdd",
         "0.8",
+        "--freq",
+        "1.3",
         "--steps",
         "2",
         "--samples",
-        "2",
-        "--chips",
         "1",
+        "--chips",
+        "typical",
         "--seeds",
         "1",
-        "--threshold",
-        "0.01",
+        "--intervals",
+        "1,2",
         "--out",
         str(tmp_path),
         "--quiet",
+        *extra,
     ]
-    code, out, _ = run(capsys, *args)
+
+
+def test_explore_every_policy_on_a_tiny_grid_then_resumes_exactly(capsys, tmp_path):
+    code, out, _ = run(capsys, *_explore_args(tmp_path))
     assert code == 0, out
     with (tmp_path / "results.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert tuple(rows[0]) == COLUMNS
-    assert [r["policy"] for r in rows] == ["nominal", "uniform", "thundervolt"]
-    nominal = rows[0]
+    got = sorted((r["policy"], r["mode"], r["interval"]) for r in rows)
+    want = [("nominal", "both", "")]
+    for mode in ("undervolt", "overclock"):
+        want += [(p, mode, "") for p in ("guardband", "uniform", "timestep", "thundervolt")]
+        want += [("drift", mode, "1"), ("drift", mode, "2"), ("closed-loop", mode, "")]
+    assert got == sorted(want)
+    by = {(r["policy"], r["mode"], r["interval"]): r for r in rows}
+    nominal = by[("nominal", "both", "")]
     assert float(nominal["energy_saving"]) == 0 and float(nominal["feature_distance"]) == 0
-    uniform = rows[1]
+    assert float(nominal["energy_j"]) == float(nominal["nominal_energy_j"])
+    uniform = by[("uniform", "undervolt", "")]
     assert float(uniform["energy_saving"]) > 0.05 and int(uniform["timing_errors"]) > 0
-    assert "Best policy" in (tmp_path / "report.md").read_text()
-    assert (tmp_path / "pareto.png").read_bytes()[:4] == b"\x89PNG"
-    # a rerun finds every configuration done and adds no row
-    code, out, _ = run(capsys, *args)
-    assert code == 0
+    assert float(by[("uniform", "overclock", "")]["speedup"]) > 1.1
+    # each policy pays for the hardware it uses, and only for that
+    for r in rows:
+        uses_abft = r["policy"] in ("drift", "closed-loop")
+        assert (float(r["energy_abft_j"]) > 0) == uses_abft, r["spec"]
+        assert (float(r["energy_detection_j"]) > 0) == (r["policy"] == "thundervolt"), r["spec"]
+        assert (int(r["checkpoints"]) > 0) == (r["policy"] == "drift"), r["spec"]
+        assert float(r["guidance"]) == 3.0  # the model's recommended scale
+    tv, uni = by[("thundervolt", "undervolt", "")], by[("uniform", "undervolt", "")]
+    assert float(tv["energy_j"]) > float(uni["energy_j"])  # the detection latches
+    report = (tmp_path / "report.md").read_text()
+    assert "## undervolt" in report and "## overclock" in report and "drift K=2" in report
+    assert "classifier-free guidance 3.0" in report
+    for name in ("pareto.png", "sensitivity.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    # a rerun finds every configuration done: nothing runs, the same rows come out
+    code, out, _ = run(capsys, *_explore_args(tmp_path))
+    assert code == 0 and f"0 run, {len(rows)} reused" in out
     with (tmp_path / "results.csv").open() as fh:
-        assert len(list(csv.DictReader(fh))) == 3
-
-
-def test_projection_onto_the_full_size_workload(capsys, tmp_path):
-    rows = [
-        dict(
-            policy="nominal",
-            spec="nominal:mode=undervolt",
-            mode="undervolt",
-            vdd=0.9,
-            freq_ghz=1.0,
-            mean_vdd=0.9,
-            mean_freq_ghz=1.0,
-            meets_quality=True,
-            energy_saving=0,
-            speedup=1,
-            feature_distance=0,
-        ),
-        dict(
-            policy="uniform",
-            spec="uniform:mode=undervolt,vdd=0.8",
-            mode="undervolt",
-            vdd=0.8,
-            freq_ghz=1.0,
-            mean_vdd=0.8,
-            mean_freq_ghz=1.0,
-            meets_quality=True,
-            energy_saving=0.1,
-            speedup=1,
-            feature_distance=1e-5,
-        ),
-        dict(
-            policy="drift",
-            spec="drift:mode=undervolt,vdd=0.7",
-            mode="undervolt",
-            vdd=0.7,
-            freq_ghz=1.0,
-            mean_vdd=0.75,
-            mean_freq_ghz=1.0,
-            meets_quality=True,
-            energy_saving=0.2,
-            speedup=1,
-            feature_distance=1e-5,
-        ),
+        again = list(csv.DictReader(fh))
+    assert [{k: v for k, v in r.items() if k != "wall_s"} for r in again] == [
+        {k: v for k, v in r.items() if k != "wall_s"} for r in rows
     ]
-    with (tmp_path / "results.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(COLUMNS))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, 0) for k in COLUMNS})
-    code, out, _ = run(
-        capsys, "explore", "--model", "dit-xl2-256", "--projection", "--out", str(tmp_path)
-    )
-    assert code == 0
-    assert "quality is the small model's" in out
-    table = {
-        line.split("|")[2].strip(): line
-        for line in out.splitlines()
-        if line.startswith("| undervolt")
-    }
-    # drift ran 25% of its MACs at nominal (mean 0.75 V between 0.7 and 0.9 V)
-    assert "| 25% |" in table["drift"] and "| 0% |" in table["uniform"]
-    saving = {k: float(v.split("|")[8].strip().rstrip("%")) for k, v in table.items()}
-    assert saving["nominal"] == 0 and 0 < saving["uniform"] < saving["drift"] < 40
-    assert (tmp_path / "projection.md").is_file()
+
+
+def test_explore_rerun_with_other_settings_reuses_no_row(capsys, tmp_path):
+    args = [a for a in _explore_args(tmp_path) if a not in ("both",)]
+    args[args.index("--mode") + 1 : args.index("--mode") + 1] = ["undervolt"]
+    args += ["--policies", "nominal,uniform"]
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "(2 rows: 2 run, 0 reused" in out
+    steps = args.index("--steps") + 1
+    args[steps] = "3"
+    code, out, _ = run(capsys, *args)
+    assert code == 0 and "(2 rows: 2 run, 0 reused" in out
+    with (tmp_path / "results.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) == 2  # only this grid's rows are exported
+    code, out, _ = run(capsys, *args, "--guidance", "1")
+    assert code == 0 and "(2 rows: 2 run, 0 reused" in out
 
 
 def test_explore_rows_do_not_depend_on_the_worker_count(tmp_path):
@@ -301,8 +356,8 @@ def test_explore_rows_do_not_depend_on_the_worker_count(tmp_path):
         threshold=0.01,
     )
     hw = load_preset("tpu-128x128")
-    serial, _ = explore(cfg, hw, tmp_path / "w1", workers=1)
-    pooled, _ = explore(cfg, hw, tmp_path / "w2", workers=2)
+    serial = explore(cfg, hw, tmp_path / "w1", workers=1).rows
+    pooled = explore(cfg, hw, tmp_path / "w2", workers=2).rows
 
     def key(rows):
         return sorted(tuple(str(r[k]) for k in COLUMNS if k != "wall_s") for r in rows)

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from accelsim.config import OperatingPoint, load_preset
+from accelsim.experiments.runner import make_accelerator
 from accelsim.models.zoo import MODEL_NAMES, load_model, model_module
 from accelsim.rng import torch_generator
-from accelsim.experiments.runner import make_accelerator
 from accelsim.torch.intercept import Interceptor, w8a8_reference
 
 #: W8A8 vs float relative L2 error allowed (measured: vit 2.0%, gpt 1.5%, others <= 1%).

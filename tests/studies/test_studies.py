@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from accelsim.experiments import trials as model_trials
 from accelsim.errors import ConfigError
+from accelsim.experiments import trials as model_trials
 from accelsim.studies import STUDIES, run_study
 from accelsim.studies import defs as D
 

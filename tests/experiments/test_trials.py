@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelsim.experiments import trials as M
 from accelsim.context import GemmContext
 from accelsim.errors import ConfigError
+from accelsim.experiments import trials as M
 from accelsim.faults.base import FaultLog
 from accelsim.faults.models import BitFlip
 
