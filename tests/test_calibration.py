@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import itertools
 import math
 import tomllib
@@ -269,10 +271,15 @@ def test_run_calibration_writes_identical_loadable_files(tmp_path):
     for entry in delay.values():
         assert {"value", "unit", "source", "confidence"} <= set(entry)
     params = DelayParams(**{k: v["value"] for k, v in delay.items()})
-    assert params == first.delay.delay_params()
+    assert params == replace(first.delay.delay_params(), guardband=params.guardband)
     assert "rms/max" in delay["alpha"]["source"]
     for key in ("guardband", "v_min", "v_max"):
         assert delay[key] == shipped_delay[key]
+    # the guardband is the sign-off stack's, and the typical chip's measured guardband lands
+    # inside the published 10-20% of Vnom
+    assert params.guardband == round(first.signoff.guardband, 3)
+    assert 0.10 <= first.guardband_measured.fraction <= 0.20
+    assert "measured guardband" in delay["guardband"]["source"]
 
     energy = tomllib.loads((tmp_path / "a" / "energy.toml").read_text(encoding="utf-8"))
     shipped_energy = load_calib_params("energy.toml")

@@ -43,7 +43,9 @@ class DelayParams:
     """Parameters of the delay-versus-voltage model (see the module docstring).
 
     ``alpha`` (dimensionless) and ``vt`` (V) are the alpha-power law's exponent and effective
-    threshold; ``guardband`` is the sign-off voltage margin as a fraction of Vnom; below
+    threshold; ``guardband`` is the typical-corner timing margin as a fraction of Vnom (the
+    typical static critical path meets ``1/fnom`` at ``(1 - guardband) * Vnom``; calib derives
+    it from the sign-off stack of ``calib/signoff.toml``); below
     ``v_tail`` (V) delay grows by one e-fold per ``tail_volts_per_efold`` (V); the model is
     valid for supplies in ``[v_min, v_max]`` (V).
     """

@@ -258,3 +258,65 @@ def ter_points(
             )
         )
     return out
+
+
+#: Work of the measured-guardband definition: a workload of this many MACs must see fewer than
+#: one expected timing error (DESIGN.md: "largest error-free undervolt").
+GUARDBAND_WORKLOAD_MACS = 1e9
+
+
+@dataclass(frozen=True)
+class MeasuredGuardband:
+    """The typical chip's measured guardband (DESIGN.md, "calibrated to silicon").
+
+    ``vdd`` (V) is the lowest supply at ``freq`` (Hz) at which the typical chip (median die,
+    within-die variation, droop and supply noise on) runs ``workload_macs`` MACs with less than
+    one expected timing error; ``fraction`` is ``1 - vdd / vnom``. ``curve`` holds the
+    ``(V, TER)`` grid the crossing was interpolated on (log-linear between grid points).
+    """
+
+    vdd: float
+    fraction: float
+    freq: float
+    workload_macs: float
+    curve: tuple[tuple[float, float], ...]
+
+
+def measured_guardband(
+    model: TimingModel | None = None,
+    *,
+    array: ArrayConfig | None = None,
+    freq: float | None = None,
+    workload_macs: float = GUARDBAND_WORKLOAD_MACS,
+    step_v: float = 0.0025,
+    n_samples: int = 1 << 21,
+    seed: int = 0,
+) -> MeasuredGuardband:
+    """Largest undervolt at ``freq`` (default fnom) with ``TER * workload_macs < 1`` on the
+    typical chip (see :class:`MeasuredGuardband`)."""
+    model = model or TimingModel.default()
+    freq = model.fnom if freq is None else freq
+    target = 1.0 / workload_macs
+    lo = max(model.delay.v_min, 0.5 * model.vnom)
+    grid = np.arange(model.vnom, lo - 1e-12, -step_v)
+    pts = ter_points(
+        [(float(v), freq) for v in grid], model, array=array, n_samples=n_samples, seed=seed
+    )
+    curve = tuple((p.vdd, p.mac_error_prob) for p in pts)
+    v_cross = float(grid[-1])
+    for (v_hi, p_hi), (v_lo, p_lo) in zip(curve, curve[1:], strict=False):
+        if p_lo >= target:
+            if p_hi <= 0.0:
+                v_cross = v_hi
+            else:
+                # log-linear interpolation of TER between the two grid voltages
+                a, b = math.log(p_hi), math.log(p_lo)
+                v_cross = v_hi + (math.log(target) - a) / (b - a) * (v_lo - v_hi)
+            break
+    return MeasuredGuardband(
+        vdd=v_cross,
+        fraction=1.0 - v_cross / model.vnom,
+        freq=freq,
+        workload_macs=workload_macs,
+        curve=curve,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -31,6 +32,18 @@ def test_ter_json_exactly_as_documented(capsys):
         assert r["freq_ghz"] == 1.0
     ter = [r["mac_error_prob"] for r in rows]
     assert ter == sorted(ter, reverse=True)
+
+
+def test_typical_chip_error_onset_is_calibrated_to_silicon_margins(capsys):
+    """Typical chip: no errors down to 1e-9 per MAC at 0.81 V (10% below nominal) and above,
+    errors from 0.72 V (20% below) down; the slope stays one decade per 25-50 mV."""
+    vdd = "0.65,0.70,0.72,0.81,0.85,0.90,0.95"
+    assert main(["ter", "--vdd", vdd, "--freq", "1.0", "--json"]) == 0
+    ter = {round(r["vdd"], 2): r["mac_error_prob"] for r in json.loads(capsys.readouterr().out)}
+    assert all(ter[v] < 1e-9 for v in (0.81, 0.85, 0.90, 0.95))
+    assert ter[0.72] > 1e-9 and ter[0.70] > ter[0.72]
+    decades_per_50mv = math.log10(ter[0.65] / ter[0.70])
+    assert 1.0 <= decades_per_50mv <= 2.0
 
 
 def test_ter_plot_is_written(tmp_path, capsys):
@@ -92,8 +105,8 @@ def test_calibrate_prints_fit_and_writes_reproducibly(tmp_path):
 def test_ter_uses_hardware_file_timing_overrides(tmp_path):
     """A larger guardband (sign-off at a lower voltage) lowers the TER at the same point."""
     cfg = tmp_path / "hw.toml"
-    cfg.write_text('[array]\nrows = 32\ncols = 32\ndataflow = "ws"\n[delay]\nguardband = 0.2\n')
-    base = ["ter", "--vdd", "0.75", "--samples", "20000", "--cycles", "2000", "--json"]
+    cfg.write_text('[array]\nrows = 32\ncols = 32\ndataflow = "ws"\n[delay]\nguardband = 0.25\n')
+    base = ["ter", "--vdd", "0.68", "--samples", "20000", "--cycles", "2000", "--json"]
     default = json.loads(run_cli(*base).stdout)[0]
     wide = json.loads(run_cli(*base, "--config", str(cfg)).stdout)[0]
     assert wide["critical_path_ratio"] < default["critical_path_ratio"]

@@ -42,7 +42,7 @@ def test_measured_profile_is_loss_per_error_of_each_cell():
     profile, cells = measure_sensitivity(
         session,
         HW,
-        OperatingPoint(vdd=0.8, freq=1e9),
+        OperatingPoint(vdd=0.7, freq=1e9),
         blocks=["blocks.0", "blocks.3"],
         groups=2,
         seeds=(5,),
@@ -54,7 +54,7 @@ def test_measured_profile_is_loss_per_error_of_each_cell():
         ("blocks.3", 0, 1),
         ("blocks.3", 1, 2),
     ]
-    assert all(c.errors > 0 for c in cells)  # 0.8 V on chip 0 fails
+    assert all(c.errors > 0 for c in cells)  # 0.7 V on chip 0 fails
     for c, p in zip(cells, profile.cells, strict=True):
         assert p.sensitivity == pytest.approx(c.quality_loss / c.errors)
         assert profile.lookup(c.block, c.t_start) == p.sensitivity

@@ -49,7 +49,7 @@ SPECS = [
     f"drift:vdd={SAFE_V},protect=0.4,interval=1",
     f"drift:vdd={SAFE_V},protect=0.4,interval=2",
     f"closed-loop:target=1e-6,limit={SAFE_V},step=0.01",
-    "guardband",
+    "guardband:margin=0.1",
     f"uniform:mode=overclock,freq_ghz={SAFE_F_GHZ}",
     f"thundervolt:mode=overclock,freq_ghz={SAFE_F_GHZ}",
     f"drift:mode=overclock,freq_ghz={SAFE_F_GHZ},protect=0.4",
@@ -283,7 +283,7 @@ def test_checkpoint_ordinals_restart_each_step(monkeypatch):
 
 
 def test_razor_replays_cost_time_and_energy():
-    op = OperatingPoint(vdd=0.78, freq=1e9)
+    op = OperatingPoint(vdd=0.70, freq=1e9)
     rng = np.random.default_rng(3)
     A = rng.integers(-128, 127, (256, 512), dtype=np.int8)
     B = rng.integers(-128, 127, (512, 256), dtype=np.int8)
