@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import itertools
 import math
 import tomllib
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pytest
 

@@ -25,6 +25,7 @@ Everything is deterministic given ``seed`` (``numpy.random.SeedSequence``).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -304,7 +305,7 @@ def measured_guardband(
     )
     curve = tuple((p.vdd, p.mac_error_prob) for p in pts)
     v_cross = float(grid[-1])
-    for (v_hi, p_hi), (v_lo, p_lo) in zip(curve, curve[1:], strict=False):
+    for (v_hi, p_hi), (v_lo, p_lo) in itertools.pairwise(curve):
         if p_lo >= target:
             if p_hi <= 0.0:
                 v_cross = v_hi
