@@ -4,8 +4,9 @@
 
 * **error inputs** at the call's operating point ``op`` (V, f): the typical-corner ratio
   ``CP(V)/T(f)`` (:func:`accelsim.timing.delay.critical_path_ratio`), the chip's per-PE delay
-  factors at ``V`` (a seeded :func:`~accelsim.timing.variation.chip_map`, or the typical chip,
-  all factors 1, when ``chip`` is None), and the supply delay factor over this GEMM's cycles:
+  factors at ``V`` (a seeded :func:`~accelsim.timing.variation.chip_map`, or, when ``chip`` is
+  None, the typical chip: the median die with the within-die spread,
+  :func:`~accelsim.timing.variation.typical_chip`), and the supply delay factor over this GEMM's cycles:
   first-droop events at its fold boundaries (:func:`~accelsim.timing.supply.droop_triggers` of
   its mapping) plus background noise (:func:`~accelsim.timing.supply.supply_droop`), drawn from
   ``rng_for(seed, "supply", module, timestep, call)``;
@@ -214,7 +215,8 @@ class Accelerator:
     kernel
         ``"fast"`` (default), ``"exact"`` or ``"reference"`` (no timing errors at all).
     chip
-        Chip seed of the PE variation map; None is the typical chip (all PE factors 1).
+        Chip seed of the PE variation map; None is the typical chip (the median die with the
+        within-die spread at exact quantiles).
     timing
         Timing model; default :meth:`TimingModel.default` for ``hw.tech``.
     manifestation
@@ -270,7 +272,7 @@ class Accelerator:
         self._consts = kernel_constants(self.timing.sensitized)
         a = hw.array
         self._chip = (
-            typical_chip(a.rows, a.cols)
+            typical_chip(a.rows, a.cols, self.timing.variation)
             if chip is None
             else chip_map(a.rows, a.cols, chip, self.timing.variation)
         )

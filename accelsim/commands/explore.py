@@ -142,9 +142,23 @@ def add_parser(sub: Any, helpers: Any) -> None:
         "default 1,2,5 (1,2 with --quick)",
     )
     p.add_argument(
+        "--quality",
+        choices=("dataset", "image", "strict"),
+        help="the criterion that decides 'quality maintained' (all three are reported): "
+        "dataset (Frechet distance and class accuracy within the noise of independent golden "
+        "sets, as FID/CLIP-score studies; default), image (per-image distance to golden within "
+        "--image-fraction of the seed-to-seed distance, as LPIPS studies), strict (within the "
+        "float-vs-W8A8 quantization noise)",
+    )
+    p.add_argument(
+        "--image-fraction",
+        type=helpers._float,
+        help="image criterion: allowed fraction of the seed-to-seed feature distance; default 0.1",
+    )
+    p.add_argument(
         "--threshold",
         type=helpers._float,
-        help="quality threshold (feature distance); default: measured",
+        help="strict criterion's threshold (feature distance); default: measured",
     )
     p.add_argument(
         "--kernel",
@@ -209,6 +223,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         ("samples", args.samples),
         ("guidance", args.guidance),
         ("intervals", args.intervals),
+        ("quality", args.quality),
+        ("image_fraction", args.image_fraction),
         ("threshold", args.threshold),
     ):
         if value is not None:

@@ -45,6 +45,7 @@ from typing import Any
 
 from accelsim.config import HardwareConfig, check_choice, check_float, check_int
 from accelsim.errors import ConfigError
+from accelsim.experiments.quality_refs import CRITERIA
 
 POLICY_NAMES = (
     "nominal",
@@ -93,10 +94,20 @@ COLUMNS = (
     "energy_saving",
     "speedup",
     "feature_distance",
-    "psnr_db",
-    "ssim",
+    "image_distance_mean",
+    "image_distance_max",
+    "fd",
+    "fd_threshold",
     "class_accuracy",
     "golden_class_accuracy",
+    "accuracy_lost",
+    "accuracy_gained",
+    "samples",
+    "psnr_db",
+    "ssim",
+    "meets_dataset",
+    "meets_image",
+    "meets_strict",
     "meets_quality",
     "abft_checks",
     "abft_detections",
@@ -137,6 +148,10 @@ class ExploreConfig:
     closed_loop_targets: tuple[float, ...] = (1e-6,)
     profile_groups: int = 5
     profile_seed: int = 1000
+    quality: str = "dataset"
+    image_fraction: float = 0.1
+    reference_sets: int = 8
+    reference_seed: int = 2000
 
     def __post_init__(self) -> None:
         for m in self.modes:
@@ -152,7 +167,7 @@ class ExploreConfig:
         for f in self.freq_ghz:
             check_float("--freq", f, 0.1, 10.0, unit="GHz")
         check_int("--steps", self.steps, 1, 1000)
-        check_int("--samples", self.samples, 1, 1000)
+        check_int("--samples", self.samples, 2, 1000)  # a Frechet distance needs two
         if self.guidance is not None:
             check_float("--guidance", self.guidance, 0.0, 100.0)
         check_float("protect", self.protect, 0.0, 1.0)
@@ -171,6 +186,10 @@ class ExploreConfig:
             raise ConfigError("--intervals: got none, expected at least one checkpoint interval")
         for k in self.intervals:
             check_int("--intervals", k, 1, 1000)
+        check_choice("--quality", self.quality, CRITERIA)
+        check_float("--image-fraction", self.image_fraction, 0.0, 10.0, lo_open=True)
+        check_int("--reference-sets", self.reference_sets, 2, 1000)
+        check_int("reference_seed", self.reference_seed, 0)
         check_int("profile_groups", self.profile_groups, 1, 1000)
         check_int("profile_seed", self.profile_seed, 0)
         check_choice("--kernel", self.kernel, ("fast", "exact"))
@@ -188,6 +207,7 @@ class ExploreConfig:
             intervals=(1, 2),
             closed_loop_targets=(1e-6,),
             profile_groups=2,
+            reference_sets=5,
         )
         return replace(base, **overrides)
 
@@ -523,9 +543,10 @@ def _stored_trials(store: Any, camp: Any) -> list[Any]:
 
 
 def judge_rows(rows: list[dict[str, Any]], refs: Any, cfg: ExploreConfig) -> None:
-    """Fill ``meets_quality`` of every row by the references' criterion (in place)."""
+    """Fill the verdict columns of every row (``meets_dataset``, ``meets_image``,
+    ``meets_strict``, ``meets_quality`` by the deciding criterion) in place."""
     for r in rows:
-        r["meets_quality"] = refs.meets(r)
+        r.update(refs.judge(r))
 
 
 def _write_profile(cfg: ExploreConfig, out_dir: Path, profile: Any, cells: list[Any]) -> None:
@@ -596,7 +617,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
     """Write pareto.png and report.md; returns the report text."""
-    from accelsim.report.explore_report import aggregate, markdown_report, plot_pareto
+    from accelsim.report.explore_report import (
+        aggregate,
+        markdown_report,
+        plot_pareto,
+        verdict_table,
+    )
 
     cfg = result.cfg
     refs = result.references
@@ -610,15 +636,37 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
         f"{cfg.steps} steps",
     )
     guidance = result.rows[0]["guidance"] if result.rows else cfg.guidance
-    extra = (
-        f"Timing errors from the calibrated model ({cfg.kernel} kernel); chips {list(cfg.chips)}, seeds {list(cfg.seeds)}, {cfg.samples} samples per "
-        f"run, {cfg.steps} DDIM steps, classifier-free guidance {guidance} "
-        f"({'the model' + chr(39) + 's recommended scale' if cfg.guidance is None else 'given'}). "
-        f"Trials: {result.ran} run, {result.reused} reused from {STORE_NAME}. "
-        "Files: results.csv, pareto.png, sensitivity.png, explore.db."
+    chips = ", ".join(str(c) for c in cfg.chips)
+    head = [
+        f"# accelsim explore: {cfg.model} on {array}",
+        "",
+        f"{cfg.samples} samples per run, {cfg.steps} DDIM steps, classifier-free guidance "
+        f"{guidance} ({'the model' + chr(39) + 's recommended scale' if cfg.guidance is None else 'given'}); "
+        f"chips {chips} (typical = the median die); seeds {', '.join(map(str, cfg.seeds))}; "
+        f"timing errors from the calibrated model ({cfg.kernel} kernel). Trials: {result.ran} "
+        f"run, {result.reused} reused from {STORE_NAME}.",
+        "",
+        "## Verdict under each quality criterion",
+        "",
+        f"The deciding criterion (--quality) is **{cfg.quality}**. A policy keeps quality when "
+        "every chip and seed does.",
+        "",
+        verdict_table(result.rows, CRITERIA, cfg.modes, deciding=cfg.quality),
+        "Criteria:",
+        "",
+        *(f"* {c}: {refs.describe(c)}." for c in CRITERIA),
+        "",
+        f"## Per policy, by the {cfg.quality} criterion",
+        "",
+    ]
+    body = markdown_report(
+        points,
+        model=cfg.model,
+        array=array,
+        criterion=refs.describe(),
+        title=False,
+        extra="Files: results.csv, pareto.png, sensitivity.png, explore.db.",
     )
-    text = markdown_report(
-        points, model=cfg.model, array=array, criterion=refs.describe(), extra=extra
-    )
+    text = "\n".join(head) + body
     _atomic_write(out_dir / "report.md", text)
     return text

@@ -390,11 +390,37 @@ def chip_map(rows: int, cols: int, chip_seed: int, params: VariationParams) -> C
     return ChipMap(sys=sys_, rnd=rnd, d2d=d2d, seed=seed)
 
 
-def typical_chip(rows: int, cols: int) -> ChipMap:
-    """The median chip: all components zero, so every PE's delay factor is exactly 1."""
+#: Chip seed whose spatial pattern the typical chip reuses (a seed no population draws: chip
+#: seeds of ``--chips N`` are 0..N-1).
+TYPICAL_PATTERN_SEED = 2**31 - 1
+
+
+def typical_chip(rows: int, cols: int, params: VariationParams | None = None) -> ChipMap:
+    """The typical chip: the median die (die-to-die offset 0) with the within-die spread.
+
+    Every PE gets a log delay factor at an exact quantile of the within-die distribution
+    ``N(0, sigma_sys^2 + sigma_rnd^2)`` (the ``(i + 1/2) / (rows cols)`` quantiles), arranged
+    in the spatial order of a real die's map (the rank order of chip ``TYPICAL_PATTERN_SEED``'s
+    within-die field), so its PE factors have exactly the distribution that the typical-chip
+    TER of :func:`accelsim.timing.errors.ter_points` integrates, without a lucky or unlucky
+    draw. With ``params`` None: the idealized die without any variation (every factor 1).
+    """
     r = check_int("array.rows", rows, 1, MAX_SIDE)
     c = check_int("array.cols", cols, 1, MAX_SIDE)
-    return ChipMap(sys=np.zeros((r, c)), rnd=np.zeros((r, c)), d2d=0.0, seed=None)
+    if params is None:
+        return ChipMap(sys=np.zeros((r, c)), rnd=np.zeros((r, c)), d2d=0.0, seed=None)
+    from scipy.special import ndtri
+
+    pattern = chip_map(r, c, TYPICAL_PATTERN_SEED, params)
+    field = params.sigma_sys * pattern.sys + params.sigma_rnd * pattern.rnd
+    ranks = np.empty(field.size, dtype=np.int64)
+    ranks[np.argsort(field, axis=None, kind="stable")] = np.arange(field.size)
+    z = ndtri((ranks + 0.5) / field.size).reshape(r, c)
+    s_wid = math.hypot(params.sigma_sys, params.sigma_rnd)
+    # expressed in the sys component (pe_delay_factor scales it by sigma_sys)
+    sys_ = z * (s_wid / params.sigma_sys) if params.sigma_sys > 0 else np.zeros((r, c))
+    rnd = np.zeros((r, c)) if params.sigma_sys > 0 else z
+    return ChipMap(sys=sys_, rnd=rnd, d2d=0.0, seed=None)
 
 
 def pe_delay_factor(

@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -321,7 +321,8 @@ class Interceptor:
         return result
 
     def _rng(self, i: int, target: str, ctx: GemmContext, operand: str = "") -> np.random.Generator:
-        return rng_for(self.seed, "fault", i, target, operand, ctx.module, ctx.timestep, ctx.call)
+        keys = ("fault", i, target, operand, ctx.module, ctx.timestep, ctx.call)
+        return cast(np.random.Generator, _LazyRng(self.seed, keys))
 
     def _hook(
         self, target: str, arr: np.ndarray, ctx: GemmContext, fmt: str, operand: str = ""
@@ -692,6 +693,26 @@ class Interceptor:
         if bias is not None:
             out = out + bias.reshape(1, -1, 1, 1)
         return out
+
+
+class _LazyRng:
+    """A fault hook's generator, built on first use: ``rng_for(seed, *keys)`` (the same stream
+    as building it eagerly); most hooks of most GEMMs never draw, and building a seeded
+    generator costs about 25 us."""
+
+    __slots__ = ("_gen", "_keys", "_seed")
+
+    def __init__(self, seed: int, keys: tuple[Any, ...]) -> None:
+        self._seed = seed
+        self._keys = keys
+        self._gen: np.random.Generator | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        gen = self._gen
+        if gen is None:
+            gen = rng_for(self._seed, *self._keys)
+            self._gen = gen
+        return getattr(gen, name)
 
 
 def _one(v: Any) -> int:

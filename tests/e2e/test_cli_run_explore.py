@@ -268,7 +268,7 @@ def _explore_args(tmp_path, *extra: str) -> list[str]:
         "--steps",
         "2",
         "--samples",
-        "1",
+        "2",
         "--chips",
         "typical",
         "--seeds",
@@ -352,7 +352,7 @@ def test_explore_rows_do_not_depend_on_the_worker_count(tmp_path):
         chips=(0, 1),
         seeds=(0,),
         steps=2,
-        samples=1,
+        samples=2,
         threshold=0.01,
     )
     hw = load_preset("tpu-128x128")
