@@ -80,9 +80,9 @@ class References:
         c = criterion or self.criterion
         if c == "dataset":
             fd = _num(row.get("fd"))
-            p = mcnemar_lower_p(
-                int(_num(row.get("accuracy_lost"))), int(_num(row.get("accuracy_gained")))
-            )
+            lost = int(_num(row.get("accuracy_lost")) or 0)
+            gained = int(_num(row.get("accuracy_gained")) or 0)
+            p = mcnemar_lower_p(lost, gained)
             return fd is not None and fd <= self.fd_threshold and p >= ALPHA
         if c == "image":
             d = _num(row.get("image_distance_mean"))
