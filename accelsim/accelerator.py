@@ -41,6 +41,7 @@ from accelsim.context import GemmContext
 from accelsim.errors import ConfigError, ShapeError
 from accelsim.hw.energy import (
     COMPONENTS,
+    RAILS,
     EnergyBreakdown,
     EnergyLedger,
     dynamic_scale,
@@ -171,6 +172,10 @@ class AcceleratorReport:
     errors_by_block: dict[str, int]
     errors_by_timestep: dict[int | None, int]
     by_context: tuple[ContextStats, ...] = field(default=())
+    #: Energy by supply rail (J): ``scaled``, ``sram`` (fixed SRAM rail), ``dram``.
+    energy_by_rail: dict[str, float] = field(default_factory=dict)
+    #: Total energy under each SRAM rail assignment (J; ``fixed``, ``dual``, ``shared``).
+    energy_rail_variants: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_energy_j(self) -> float:
@@ -193,6 +198,8 @@ class AcceleratorReport:
                 ("none" if k is None else str(k)): v for k, v in self.errors_by_timestep.items()
             },
             "by_context": [c.as_dict() for c in self.by_context],
+            "energy_by_rail": dict(self.energy_by_rail),
+            "energy_rail_variants": dict(self.energy_rail_variants),
         }
 
 
@@ -299,6 +306,8 @@ class Accelerator:
         self._calls = 0
         self._errors = 0
         self._stats: dict[tuple[str, str, int | None], _Stats] = {}
+        self._rails: dict[str, float] = {}
+        self._rail_variants: dict[str, float] = {}
 
     def charge(
         self, component: str, joules: float, seconds: float = 0.0, key: str = "(run)"
@@ -327,6 +336,10 @@ class Accelerator:
         """Charge one GEMM call of shape ``(M, N, K)`` at ``op`` to the books (no execution)."""
         lp = self.layer_perf(M, N, K, op)
         self.ledger.add(ctx.layer_type, lp.energy)
+        for rail, e in lp.rails.items():
+            self._rails[rail] = self._rails.get(rail, 0.0) + e
+        for name, e in lp.rail_variants.items():
+            self._rail_variants[name] = self._rail_variants.get(name, 0.0) + e
         self._cycles += lp.cycles
         self._seconds += lp.timing.total_s
         self._macs += lp.mapping.macs
@@ -356,8 +369,20 @@ class Accelerator:
                     block, lt, t, st.calls, st.macs, st.cycles, st.seconds, st.energy_j, st.errors
                 )
             )
+        total = self.ledger.total
+        base = total.mac + total.sram + total.dram + total.leakage
+        overhead = total.total - base
+        # protection overheads: the logic on the scaled rail, except the checkpoint and
+        # rollback traffic (DRAM-dominated)
+        to_dram = total.checkpoint + total.rollback
+        rails = {r: self._rails.get(r, 0.0) for r in RAILS}
+        rails["scaled"] += overhead - to_dram
+        rails["dram"] += to_dram
+        variants = {k: v + overhead for k, v in self._rail_variants.items()}
         return AcceleratorReport(
-            energy_j=self.ledger.total,
+            energy_by_rail=rails,
+            energy_rail_variants=variants,
+            energy_j=total,
             latency_s=self._seconds + self._extra_s,
             cycles=self._cycles,
             macs=self._macs,

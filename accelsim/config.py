@@ -25,6 +25,8 @@ from typing import Any, Literal, TypeVar
 from accelsim.errors import ConfigError
 
 Dataflow = Literal["os", "ws", "is"]
+#: Parts of an SRAM that can sit on the array's scaled rail (TechParams.sram_scaled).
+SRAM_PARTS: tuple[str, ...] = ("cells", "periphery")
 _P = TypeVar("_P")
 DATAFLOWS: tuple[str, ...] = ("os", "ws", "is")
 
@@ -180,8 +182,14 @@ class TechParams:
     of every number. Energies are in J at the nominal voltage ``vnom``; dynamic energy scales as
     ``(V/vnom)**2`` and leakage power as ``(V/vnom) * exp(leak_k * (V - vnom))``.
 
-    ``sram_scales_with_vdd`` puts the SRAMs on the array's supply rail (their dynamic energy then
-    scales with V too); by default they sit on a fixed nominal rail, as SRAM Vmin usually forces.
+    Voltage rails: the MAC array is on the scaled rail (the DVFS knob). ``sram_scaled`` lists the
+    SRAM parts that share it: ``periphery`` (decoders, drivers, sense amplifiers: the share
+    ``sram_periphery_share`` of an access's energy) and ``cells`` (the bit cells: the rest of an
+    access and the SRAM's leakage); the others sit on a fixed rail at ``vnom``. A scaled SRAM
+    part never goes below ``sram_vmin`` (V): the rail holds there while the array goes lower.
+    ``sram_scales_with_vdd = true`` is shorthand for both parts. ``sram_leak_retention``: the
+    leakage of an unaccessed cell relative to an accessed one (virtually every cell in a cycle
+    is unaccessed, and these are source-biased).
 
     ``sram_read_pj_per_64b`` is a table of ``(size_kB, pJ per 64-bit read)`` points, interpolated
     log-log in size; a write costs ``sram_write_factor`` times a read.
@@ -206,6 +214,10 @@ class TechParams:
     leak_w_per_sram_kb: float = 2e-6
     leak_k: float = 5.0
     sram_scales_with_vdd: bool = False
+    sram_scaled: tuple[str, ...] = ("periphery",)
+    sram_vmin: float = 0.70
+    sram_periphery_share: float = 0.5
+    sram_leak_retention: float = 0.2
     detect_overhead: float = 0.031
     replay_cycles: int = 1
 
@@ -224,6 +236,24 @@ class TechParams:
             check_float("tech.sram_write_factor", self.sram_write_factor, 0.0, 100.0),
         )
         object.__setattr__(self, "leak_k", check_float("tech.leak_k", self.leak_k, 0.0, 50.0))
+        parts = self.sram_scaled
+        if isinstance(parts, str) or not isinstance(parts, tuple | list):
+            raise ConfigError(
+                f"tech.sram_scaled: got {parts!r}, expected a list of SRAM parts on the scaled "
+                'rail: [], ["periphery"], ["cells"] or ["cells", "periphery"]'
+            )
+        for part in parts:
+            check_choice("tech.sram_scaled", part, SRAM_PARTS)
+        if self.sram_scales_with_vdd:
+            parts = SRAM_PARTS
+        object.__setattr__(self, "sram_scaled", tuple(sorted(set(parts))))
+        object.__setattr__(
+            self, "sram_vmin", check_float("tech.sram_vmin", self.sram_vmin, 0.0, 2.0, unit="V")
+        )
+        for name in ("sram_periphery_share", "sram_leak_retention"):
+            object.__setattr__(
+                self, name, check_float(f"tech.{name}", getattr(self, name), 0.0, 1.0)
+            )
         object.__setattr__(
             self,
             "detect_overhead",
@@ -396,6 +426,8 @@ def tech_from_dict(data: dict[str, Any], base: TechParams | None = None) -> Tech
         data["fnom"] = (
             check_float("tech.fnom_ghz", data.pop("fnom_ghz"), 0.0, 100.0, lo_open=True) * 1e9
         )
+    if "sram_scaled" in data and isinstance(data["sram_scaled"], list):
+        data["sram_scaled"] = tuple(data["sram_scaled"])
     if "sram_read_pj_per_64b" in data and isinstance(data["sram_read_pj_per_64b"], list):
         data["sram_read_pj_per_64b"] = tuple(
             tuple(p) if isinstance(p, list) else p for p in data["sram_read_pj_per_64b"]

@@ -72,6 +72,7 @@ from accelsim.hw.energy import (
     dynamic_scale,
     leakage_power,
     leakage_scale,
+    sram_dynamic_scale,
     sram_j_per_byte,
 )
 from accelsim.hw.mapping import Mapping, map_gemm
@@ -145,8 +146,7 @@ def dedicated_cycles(base: Mapping) -> int:
 def _sram_byte_j(hw: HardwareConfig, which: str, vdd: float) -> float:
     mem, tech = hw.memory, hw.tech
     size = {"ifmap": mem.ifmap_sram_kb, "filter": mem.filter_sram_kb}.get(which, mem.ofmap_sram_kb)
-    scale = dynamic_scale(vdd, tech) if tech.sram_scales_with_vdd else 1.0
-    return sram_j_per_byte(size, tech) * scale
+    return sram_j_per_byte(size, tech) * sram_dynamic_scale(vdd, tech)
 
 
 def _finish(

@@ -684,6 +684,12 @@ def run_configuration(config: dict[str, Any], state: ModelState | None = None) -
             macs=rep.macs,
             gemm_calls=rep.gemm_calls,
             energy_by_component=rep.energy_j.as_dict(),
+            energy_by_rail=dict(rep.energy_by_rail),
+            **{
+                f"energy_saving_sram_{k}": 1.0 - v / grep.energy_rail_variants[k]
+                for k, v in rep.energy_rail_variants.items()
+                if grep.energy_rail_variants.get(k)
+            },
             errors_by_layer_type=dict(rep.errors_by_layer_type),
             errors_by_block=dict(rep.errors_by_block),
             errors_by_timestep={
@@ -719,11 +725,14 @@ def run_configuration(config: dict[str, Any], state: ModelState | None = None) -
 
 def flat_metrics(metrics: dict[str, Any]) -> dict[str, Metric]:
     """``metrics`` flattened for a results store: ``energy_by_component`` as
-    ``energy_<component>_j`` columns, the other tables dropped."""
+    ``energy_<component>_j`` columns, ``energy_by_rail`` as ``energy_rail_<rail>_j``, the other
+    tables dropped."""
     out: dict[str, Metric] = {}
     for k, v in metrics.items():
         if k == "energy_by_component":
             out.update({f"energy_{c}_j": float(x) for c, x in v.items()})
+        elif k == "energy_by_rail":
+            out.update({f"energy_rail_{r}_j": float(x) for r, x in v.items()})
         elif isinstance(v, bool | int | float | str) or v is None:
             out[k] = v
     return out

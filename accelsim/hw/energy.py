@@ -12,13 +12,17 @@ Per-event energies come from :class:`~accelsim.config.TechParams` (defaults and 
   an access costs what a bank access costs; wire/H-tree energy is not modeled). Writes are
   ``sram_write_factor`` times a read. Counted: array-side reads of ifmap/filter, ofmap writes
   (and partial-sum read-back), SRAM fills from DRAM, and ofmap reads for the drain to DRAM.
-  SRAMs sit on the array's rail when ``sram_scales_with_vdd`` (dynamic energy then scales with
-  ``(V/vnom)**2``), otherwise on a fixed nominal rail.
+  Rails (``tech.sram_scaled``): the periphery's share of an access (``sram_periphery_share``)
+  and the cells' share each scale with ``(V/vnom)**2`` of their own rail: the array's (held at
+  ``sram_vmin``) for the parts listed, ``vnom`` for the others. Default: periphery on the
+  scaled rail, cells on a fixed one (dual-rail SRAM).
 * **DRAM**: ``dram_bytes * dram_j_per_byte``; DRAM has its own supply and does not scale.
 * **Leakage**: ``P_leak0 * (V/vnom) * exp(leak_k * (V - vnom))`` times the layer's wall time
   (compute + stall + fill), with ``P_leak0 = leak_w_per_pe * R * C`` for the array plus
-  ``leak_w_per_sram_kb * (total SRAM kB)`` for the SRAMs, which scales with V only when they
-  are on the array's rail (timing.md sections 1.3 and 9).
+  ``leak_w_per_sram_kb * sram_leak_retention * (total SRAM kB)`` for the SRAMs (the per-kB
+  value is an accessed bank's; nearly every cell is unaccessed in a cycle and, source-biased,
+  leaks ``sram_leak_retention`` of that), which follows the cells' rail (timing.md sections
+  1.3 and 9; calib/energy.toml).
 
 Dynamic energy per operation is independent of the clock (``E = a C V^2``); leakage energy is
 power times time, so overclocking saves leakage energy on compute-bound layers and none on
@@ -39,6 +43,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from functools import lru_cache
 
 from accelsim.config import HardwareConfig, MemoryConfig, OperatingPoint, TechParams
 from accelsim.hw.mapping import Mapping
@@ -126,6 +131,61 @@ def sram_j_per_byte(size_kb: float, tech: TechParams) -> float:
     return pj * 1e-12 / 8.0
 
 
+#: Supply rails of the energy report: the array's scaled rail, the fixed SRAM rail, DRAM's own.
+RAILS: tuple[str, ...] = ("scaled", "sram", "dram")
+
+
+#: SRAM rail assignments compared by robustness checks: no SRAM part on the scaled rail, the
+#: periphery only (dual-rail SRAM, the default), or the whole SRAM.
+SRAM_RAIL_VARIANTS: dict[str, tuple[str, ...]] = {
+    "fixed": (),
+    "dual": ("periphery",),
+    "shared": ("cells", "periphery"),
+}
+
+
+def rail_variant_hardware(hw: HardwareConfig) -> dict[str, HardwareConfig]:
+    """``hw`` under each SRAM rail assignment of :data:`SRAM_RAIL_VARIANTS` (cached)."""
+    return _rail_variants(hw)
+
+
+@lru_cache(maxsize=64)
+def _rail_variants(hw: HardwareConfig) -> dict[str, HardwareConfig]:
+    from dataclasses import replace
+
+    return {
+        name: replace(hw, tech=replace(hw.tech, sram_scaled=parts, sram_scales_with_vdd=False))
+        for name, parts in SRAM_RAIL_VARIANTS.items()
+    }
+
+
+def sram_part_vdd(vdd: float, tech: TechParams, part: str) -> float:
+    """Supply (V) of an SRAM ``part`` (``cells`` or ``periphery``) when the array runs at
+    ``vdd``: the scaled rail held at ``sram_vmin`` if the part is on it, else ``vnom``."""
+    if part in tech.sram_scaled:
+        return max(vdd, tech.sram_vmin)
+    return tech.vnom
+
+
+def sram_dynamic_scale(vdd: float, tech: TechParams) -> float:
+    """SRAM access energy relative to nominal with the array at ``vdd``: the periphery share
+    and the cell share each scale with their own rail's ``(V/vnom)**2``."""
+    p = tech.sram_periphery_share
+    return p * dynamic_scale(sram_part_vdd(vdd, tech, "periphery"), tech) + (
+        1.0 - p
+    ) * dynamic_scale(sram_part_vdd(vdd, tech, "cells"), tech)
+
+
+def sram_leakage_power(hw: HardwareConfig, vdd: float) -> float:
+    """Leakage power of the SRAMs (W) with the array at ``vdd``: ``leak_w_per_sram_kb`` per kB
+    for accessed cells, ``sram_leak_retention`` times that for the (virtually all) unaccessed
+    ones, scaled with the cells' rail."""
+    mem, tech = hw.memory, hw.tech
+    sram_kb = mem.ifmap_sram_kb + mem.filter_sram_kb + mem.ofmap_sram_kb
+    scale = leakage_scale(sram_part_vdd(vdd, tech, "cells"), tech)
+    return tech.leak_w_per_sram_kb * tech.sram_leak_retention * sram_kb * scale
+
+
 def pe_leakage_power(hw: HardwareConfig, vdd: float) -> float:
     """Leakage power of the PE array alone at supply ``vdd`` (V), in W (no SRAM)."""
     return hw.tech.leak_w_per_pe * hw.array.pes * leakage_scale(vdd, hw.tech)
@@ -134,15 +194,10 @@ def pe_leakage_power(hw: HardwareConfig, vdd: float) -> float:
 def leakage_power(hw: HardwareConfig, vdd: float) -> float:
     """Leakage power of the array and its SRAMs with the array at supply ``vdd`` (V), in W.
 
-    The PE array's leakage scales with ``vdd``; the SRAMs' only when they share the array's
-    rail (``tech.sram_scales_with_vdd``), otherwise they leak at their nominal-rail value.
+    The PE array's leakage scales with ``vdd``; the SRAMs' follows the bit cells' rail
+    (:func:`sram_leakage_power`).
     """
-    mem, tech = hw.memory, hw.tech
-    sram_kb = mem.ifmap_sram_kb + mem.filter_sram_kb + mem.ofmap_sram_kb
-    scale = leakage_scale(vdd, tech)
-    p_array = tech.leak_w_per_pe * hw.array.pes * scale
-    p_sram = tech.leak_w_per_sram_kb * sram_kb * (scale if tech.sram_scales_with_vdd else 1.0)
-    return p_array + p_sram
+    return pe_leakage_power(hw, vdd) + sram_leakage_power(hw, vdd)
 
 
 def _sram_energy(mapping: Mapping, traffic: Traffic, mem: MemoryConfig, tech: TechParams) -> float:
@@ -176,13 +231,40 @@ def layer_energy(
     """Energy of one execution of a GEMM layer at operating point ``op``, J by component."""
     tech = hw.tech
     dyn = dynamic_scale(op.vdd, tech)
-    sram_scale = dyn if tech.sram_scales_with_vdd else 1.0
     return EnergyBreakdown(
         mac=mapping.macs * tech.e_mac_int8 * dyn,
-        sram=_sram_energy(mapping, traffic, hw.memory, tech) * sram_scale,
+        sram=_sram_energy(mapping, traffic, hw.memory, tech) * sram_dynamic_scale(op.vdd, tech),
         dram=traffic.dram_bytes * tech.dram_j_per_byte,
         leakage=leakage_power(hw, op.vdd) * timing.total_s,
     )
+
+
+def layer_rails(
+    mapping: Mapping,
+    traffic: Traffic,
+    timing: LayerTiming,
+    hw: HardwareConfig,
+    op: OperatingPoint,
+) -> dict[str, float]:
+    """Energy of one execution of a GEMM layer by supply rail (J): ``scaled`` (MACs, PE
+    leakage and the SRAM parts on the array's rail), ``sram`` (the SRAM parts on the fixed
+    rail) and ``dram``. Sums to :func:`layer_energy`'s total."""
+    tech = hw.tech
+    sram_nom = _sram_energy(mapping, traffic, hw.memory, tech)
+    p = tech.sram_periphery_share
+    rails = {
+        "scaled": mapping.macs * tech.e_mac_int8 * dynamic_scale(op.vdd, tech)
+        + pe_leakage_power(hw, op.vdd) * timing.total_s,
+        "sram": 0.0,
+        "dram": traffic.dram_bytes * tech.dram_j_per_byte,
+    }
+    for part, share in (("periphery", p), ("cells", 1.0 - p)):
+        v = sram_part_vdd(op.vdd, tech, part)
+        rail = "scaled" if part in tech.sram_scaled else "sram"
+        rails[rail] += sram_nom * share * dynamic_scale(v, tech)
+    cells = "scaled" if "cells" in tech.sram_scaled else "sram"
+    rails[cells] += sram_leakage_power(hw, op.vdd) * timing.total_s
+    return rails
 
 
 class EnergyLedger:

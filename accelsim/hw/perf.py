@@ -12,12 +12,21 @@ Throughput is reported in TOPS with 2 ops per MAC; TOPS/W is ``2 * MACs / energy
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from accelsim.config import HardwareConfig, OperatingPoint
 from accelsim.errors import ConfigError
-from accelsim.hw.energy import COMPONENTS, EnergyBreakdown, EnergyLedger, layer_energy, sum_energy
+from accelsim.hw.energy import (
+    COMPONENTS,
+    RAILS,
+    EnergyBreakdown,
+    EnergyLedger,
+    layer_energy,
+    layer_rails,
+    rail_variant_hardware,
+    sum_energy,
+)
 from accelsim.hw.layer import GemmLayer
 from accelsim.hw.mapping import Mapping, map_gemm
 from accelsim.hw.memory import LayerTiming, Traffic, dram_traffic, layer_timing
@@ -34,6 +43,11 @@ class LayerPerf:
     timing: LayerTiming
     energy: EnergyBreakdown
     freq: float
+    #: Energy of one execution by supply rail (J; :func:`accelsim.hw.energy.layer_rails`).
+    rails: dict[str, float] = field(default_factory=dict)
+    #: Total energy of one execution under each SRAM rail assignment (J;
+    #: :data:`accelsim.hw.energy.SRAM_RAIL_VARIANTS`), for robustness checks.
+    rail_variants: dict[str, float] = field(default_factory=dict)
 
     @property
     def fill_cycles(self) -> int:
@@ -97,6 +111,7 @@ class PerfTotals:
     energy: EnergyBreakdown
     pes: int
     freq: float
+    rails: dict[str, float] = field(default_factory=dict)
 
     @property
     def cycles(self) -> int:
@@ -147,6 +162,7 @@ class PerfTotals:
             "fill_s": self.fill_s,
             "energy_j": self.energy.total,
             "energy_split_j": self.energy.as_dict(),
+            "energy_by_rail_j": dict(self.rails),
             "utilization": self.utilization,
             "tops": self.tops,
             "peak_tops": self.peak_tops,
@@ -214,7 +230,12 @@ def evaluate_layer(
     traffic = dram_traffic(mapping, hw.memory)
     timing = layer_timing(mapping, traffic, hw.memory, op.freq)
     energy = layer_energy(mapping, traffic, timing, hw, op)
-    return LayerPerf(layer, count, mapping, traffic, timing, energy, op.freq)
+    rails = layer_rails(mapping, traffic, timing, hw, op)
+    variants = {
+        name: layer_energy(mapping, traffic, timing, hw_v, op).total
+        for name, hw_v in rail_variant_hardware(hw).items()
+    }
+    return LayerPerf(layer, count, mapping, traffic, timing, energy, op.freq, rails, variants)
 
 
 def evaluate_workload(
@@ -250,6 +271,8 @@ def evaluate_workload(
                 base.timing,
                 base.energy,
                 op.freq,
+                base.rails,
+                base.rail_variants,
             )
         )
     totals = PerfTotals(
@@ -263,6 +286,7 @@ def evaluate_workload(
         energy=sum_energy(lp.energy.scaled(lp.count) for lp in results),
         pes=hw.array.pes,
         freq=op.freq,
+        rails={r: sum(lp.rails.get(r, 0.0) * lp.count for lp in results) for r in RAILS},
     )
     return PerfReport(tuple(results), totals, hw, op, repeats)
 

@@ -107,6 +107,17 @@ def print_perf_report(report: PerfReport, workload: str, group: str = "layer_typ
         f"energy {si(total_energy, 'J')} ({split})  |  avg power {si(tot.power_w, 'W')}",
         highlight=False,
     )
+    tech = hw.tech
+    sram_parts = " and ".join(tech.sram_scaled) or "no SRAM part"
+    rails = ", ".join(
+        f"{name} {si(tot.rails.get(key, 0.0), 'J')} ({100 * tot.rails.get(key, 0.0) / total_energy:.1f}%)"
+        for key, name in (
+            ("scaled", f"scaled rail (MAC array, {sram_parts})"),
+            ("sram", "fixed SRAM rail"),
+            ("dram", "DRAM"),
+        )
+    )
+    console.print(f"energy by rail: {rails}", highlight=False)
     console.print(
         f"throughput {tot.tops:.2f} TOPS of {tot.peak_tops:.2f} peak (utilization "
         f"{100 * tot.utilization:.1f}%)  |  efficiency {tot.tops_per_w:.2f} TOPS/W",

@@ -73,14 +73,19 @@ def test_leakage_is_fifteen_percent_of_pe_power_at_nominal():
     p_dyn_pe = TECH.e_mac_int8 * TECH.fnom
     assert p_leak_pe / (p_leak_pe + p_dyn_pe) == pytest.approx(0.15, abs=0.001)
     sram_kb = hw.memory.ifmap_sram_kb + hw.memory.filter_sram_kb + hw.memory.ofmap_sram_kb
-    expected = TECH.leak_w_per_pe * hw.array.pes + TECH.leak_w_per_sram_kb * sram_kb
-    assert leakage_power(hw, TECH.vnom) == pytest.approx(expected)
-    # Undervolted: the array's leakage scales, the SRAMs' (fixed rail by default) does not.
-    p_sram = TECH.leak_w_per_sram_kb * sram_kb
+    # SRAM: the accessed-bank value for the (virtually all) unaccessed, source-biased cells
+    p_sram = TECH.leak_w_per_sram_kb * TECH.sram_leak_retention * sram_kb
     p_array = TECH.leak_w_per_pe * hw.array.pes
+    assert TECH.sram_leak_retention == 0.2
+    assert leakage_power(hw, TECH.vnom) == pytest.approx(p_array + p_sram)
+    # Undervolted: the array's leakage scales, the cells' (fixed rail by default) does not.
     assert leakage_power(hw, 0.7) == pytest.approx(p_sram + p_array * leakage_scale(0.7, TECH))
-    hw_rail = replace(hw, tech=replace(TECH, sram_scales_with_vdd=True))
-    assert leakage_power(hw_rail, 0.7) == pytest.approx(expected * leakage_scale(0.7, TECH))
+    # cells on the scaled rail follow it, but never below sram_vmin (0.70 V)
+    hw_rail = replace(hw, tech=replace(TECH, sram_scaled=("cells", "periphery")))
+    both = p_array * leakage_scale(0.75, TECH) + p_sram * leakage_scale(0.75, TECH)
+    assert leakage_power(hw_rail, 0.75) == pytest.approx(both)
+    held = p_array * leakage_scale(0.6, TECH) + p_sram * leakage_scale(0.70, TECH)
+    assert leakage_power(hw_rail, 0.6) == pytest.approx(held)
 
 
 def test_sram_energy_closed_form_small_ws_gemm():
@@ -122,11 +127,43 @@ def test_undervolting_scales_dynamic_not_dram():
     low = _layer(hw, OperatingPoint(0.7, 1e9), 256, 1152, 1152)[3]
     assert low.mac == pytest.approx(nominal.mac * (0.7 / 0.9) ** 2)
     assert low.dram == pytest.approx(nominal.dram)
-    assert low.sram == pytest.approx(nominal.sram)  # SRAMs on a fixed rail by default
+    # dual-rail SRAM by default: the periphery's half of an access scales, the cells' does not
+    p = hw.tech.sram_periphery_share
+    assert low.sram == pytest.approx(nominal.sram * (p * (0.7 / 0.9) ** 2 + (1 - p)))
     assert low.leakage < nominal.leakage
+    fixed = replace(hw, tech=replace(hw.tech, sram_scaled=()))
+    assert _layer(fixed, OperatingPoint(0.7, 1e9), 256, 1152, 1152)[3].sram == pytest.approx(
+        nominal.sram
+    )
     hw_rail = replace(hw, tech=replace(hw.tech, sram_scales_with_vdd=True))
+    assert hw_rail.tech.sram_scaled == ("cells", "periphery")
     low_rail = _layer(hw_rail, OperatingPoint(0.7, 1e9), 256, 1152, 1152)[3]
     assert low_rail.sram == pytest.approx(nominal.sram * (0.7 / 0.9) ** 2)
+    # below sram_vmin the SRAM's rail holds at 0.70 V while the array goes on
+    lower = _layer(hw_rail, OperatingPoint(0.6, 1e9), 256, 1152, 1152)[3]
+    assert lower.sram == pytest.approx(low_rail.sram)
+    assert lower.mac == pytest.approx(nominal.mac * (0.6 / 0.9) ** 2)
+
+
+def test_energy_by_rail_sums_to_the_total_and_rail_variants_match():
+    from accelsim.hw.energy import SRAM_RAIL_VARIANTS
+    from accelsim.hw.layer import GemmLayer
+    from accelsim.hw.perf import evaluate_layer
+
+    hw = load_preset("tpu-128x128")
+    for v in (0.9, 0.75, 0.65):
+        lp = evaluate_layer(GemmLayer("g", 256, 1152, 4608), hw, OperatingPoint(v, 1e9))
+        assert sum(lp.rails.values()) == pytest.approx(lp.energy.total, rel=1e-12)
+        assert lp.rail_variants["dual"] == pytest.approx(lp.energy.total, rel=1e-12)
+        for name, parts in SRAM_RAIL_VARIANTS.items():
+            other = replace(hw, tech=replace(hw.tech, sram_scaled=parts))
+            e = evaluate_layer(GemmLayer("g", 256, 1152, 4608), other, OperatingPoint(v, 1e9))
+            assert lp.rail_variants[name] == pytest.approx(e.energy.total, rel=1e-12)
+        if v < 0.9:
+            assert lp.rail_variants["shared"] < lp.rail_variants["dual"] < lp.rail_variants["fixed"]
+    # at nominal the rail assignment changes nothing
+    lp = evaluate_layer(GemmLayer("g", 256, 1152, 4608), hw, OperatingPoint(0.9, 1e9))
+    assert len({round(x, 15) for x in lp.rail_variants.values()}) == 1
 
 
 def test_overclocking_saves_leakage_only_when_compute_bound():
