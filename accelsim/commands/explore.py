@@ -244,9 +244,15 @@ def cmd_explore(args: argparse.Namespace) -> int:
     print(text)
     for line in result.failed[:5]:
         print(f"failed: {line}", file=sys.stderr)
+    robust = (
+        f"; robustness: {result.variant_ran} run, {result.variant_reused} reused"
+        if result.variant_rows
+        else ""
+    )
     print(
         f"wrote {out}/results.csv ({len(result.rows)} rows: {result.ran} run, {result.reused} "
-        f"reused from {STORE_NAME}), pareto.png, sensitivity.png, report.md"
+        f"reused from {STORE_NAME}{robust}), pareto.png, robustness.png, sensitivity.png, "
+        "report.md"
     )
     return 1 if result.failed else 0
 

@@ -413,7 +413,9 @@ class DriftPolicy(Policy):
         s = self.profile.lookup(block, timestep)
         if s is None:
             return self.missing == "safe"
-        return s >= self.threshold if self.inclusive else s > self.threshold
+        # a cell whose measured loss is zero is never protected (ties at zero are not "the
+        # most fragile"; with too few errors in the profile nothing would run aggressive)
+        return (s >= self.threshold and s > 0) if self.inclusive else s > self.threshold
 
     def decide(self, ctx: GemmContext) -> OperatingPoint:
         """Safe for fragile cells, aggressive otherwise."""

@@ -158,6 +158,8 @@ class ExploreConfig:
     image_fraction: float = 0.1
     reference_sets: int = 8
     reference_seed: int = 2000
+    robustness: bool = True
+    guardband_variants: tuple[float, ...] = (0.10, 0.20)
 
     def __post_init__(self) -> None:
         for m in self.modes:
@@ -196,6 +198,8 @@ class ExploreConfig:
         check_float("--image-fraction", self.image_fraction, 0.0, 10.0, lo_open=True)
         check_int("--reference-sets", self.reference_sets, 2, 1000)
         check_int("reference_seed", self.reference_seed, 0)
+        for g in self.guardband_variants:
+            check_float("guardband_variants", g, 0.0, 0.4, lo_open=True)
         check_int("profile_groups", self.profile_groups, 1, 1000)
         check_int("profile_seed", self.profile_seed, 0)
         check_choice("--kernel", self.kernel, ("fast", "exact"))
@@ -308,8 +312,9 @@ def _profile_blocks(cfg: ExploreConfig, state: Any, base: dict[str, Any]) -> lis
 
 
 def profile_reference_vdd(cfg: ExploreConfig) -> float:
-    """The undervolt point each profiled cell runs at: the middle of the ``vdd`` grid."""
-    return sorted(cfg.vdd)[len(cfg.vdd) // 2] if cfg.vdd else 0.76
+    """The undervolt point each profiled cell runs at: the most aggressive of the ``vdd``
+    grid (where cells see enough errors for their loss per error to be measured)."""
+    return min(cfg.vdd) if cfg.vdd else 0.72
 
 
 def profile_campaign(cfg: ExploreConfig, base: dict[str, Any], blocks: list[str]) -> Any:
@@ -414,6 +419,81 @@ def explore_campaign(cfg: ExploreConfig, base: dict[str, Any], profile_rows: Any
     )
 
 
+ROBUSTNESS_CAMPAIGN = "explore-robustness"
+
+
+def guardband_for(target: float, hw: HardwareConfig, *, tol: float = 0.002) -> float:
+    """The ``[delay] guardband`` at which the typical chip's measured guardband
+    (:func:`accelsim.timing.errors.measured_guardband`) is ``target`` (fraction of Vnom),
+    by the secant method (the relation is close to linear, slope ~1)."""
+    from dataclasses import replace as dc_replace
+
+    from accelsim.timing.errors import TimingModel, measured_guardband
+
+    base = TimingModel.for_hardware(hw)
+
+    def measured(g: float) -> float:
+        model = dc_replace(base, delay=dc_replace(base.delay, guardband=g))
+        return measured_guardband(model, array=hw.array, n_samples=1 << 19).fraction
+
+    g0 = base.delay.guardband
+    m0 = measured(g0)
+    g1 = min(0.45, max(0.01, g0 + (target - m0)))
+    for _ in range(8):
+        m1 = measured(g1)
+        if abs(m1 - target) <= tol or m1 == m0:
+            break
+        g0, m0, g1 = g1, m1, min(0.45, max(0.01, g1 + (target - m1) * (g1 - g0) / (m1 - m0)))
+    return round(g1, 4)
+
+
+def robustness_campaign(
+    cfg: ExploreConfig, base: dict[str, Any], profile_rows: Any, variants: dict[str, float]
+) -> Any:
+    """Campaign ``explore-robustness``: every configuration on the typical chip and the first
+    seed, once per calibration variant (``{label: delay guardband}``)."""
+    from accelsim.campaign.spec import parse_campaign
+
+    include = []
+    for label, guardband in variants.items():
+        hardware = {
+            **base["hardware"],
+            "delay": {**base["hardware"]["delay"], "guardband": guardband},
+        }
+        for c in configurations(cfg):
+            point: dict[str, Any] = {
+                "seed": cfg.seeds[0],
+                "chip": "typical",
+                "hardware": hardware,
+                "policy": c.spec,
+                "cell": {
+                    k: v
+                    for k, v in (
+                        ("policy", c.policy),
+                        ("mode", c.mode),
+                        ("knob", c.knob),
+                        ("interval", c.interval),
+                        ("variant", label),
+                    )
+                    if v is not None
+                },
+            }
+            if c.policy == "drift":
+                point["profile"] = profile_rows
+            include.append(point)
+    return parse_campaign(
+        {
+            "campaign": {
+                "name": ROBUSTNESS_CAMPAIGN,
+                "trial": "model-run",
+                "description": f"accelsim explore of {cfg.model}: calibration variants",
+            },
+            "fixed": {k: v for k, v in base.items() if k != "hardware"},
+            "include": include,
+        }
+    )
+
+
 @dataclass
 class ExploreResult:
     """What an explore run produced: the rows of this grid (store order), the profile cells,
@@ -426,6 +506,11 @@ class ExploreResult:
     reused: int = 0
     ran: int = 0
     failed: list[str] = field(default_factory=list)
+    #: Rows of the calibration variants, by label (e.g. ``"measured guardband 10%"``).
+    variant_rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    variant_ran: int = 0
+    variant_reused: int = 0
+    measured_guardband: float | None = None
 
 
 def _row(trial: Any, cfg: ExploreConfig, hw: HardwareConfig) -> dict[str, Any]:
@@ -536,8 +621,39 @@ def explore(
         stored = _stored_trials(store, camp)
         result.failed = [f"{t.config['policy']}: {t.error}" for t in stored if t.status == "failed"]
         result.rows = [_row(t, cfg, hw) for t in stored if t.status == "done"]
+        if cfg.robustness:
+            from accelsim.timing.errors import TimingModel, measured_guardband
+
+            if progress is not None:
+                progress("calibration variants", 0, len(cfg.guardband_variants))
+            result.measured_guardband = measured_guardband(
+                TimingModel.for_hardware(hw), array=hw.array
+            ).fraction
+            variants = {}
+            for i, g in enumerate(cfg.guardband_variants):
+                variants[f"measured guardband {100 * g:.0f}%"] = guardband_for(g, hw)
+                if progress is not None:
+                    progress("calibration variants", i + 1, len(cfg.guardband_variants))
+            camp = robustness_campaign(cfg, base, profile_rows, variants)
+            on_start, on_result = _progress_fn(
+                progress, "robustness (typical chip)", len(camp.trials)
+            )
+            with make_executor(workers=workers, dask=dask, serial=workers <= 1 and not dask) as ex:
+                summary = run_campaign(
+                    camp, store, executor=ex, on_start=on_start, on_result=on_result
+                )
+            result.variant_reused = summary.skipped
+            result.variant_ran = summary.ran
+            for t in _stored_trials(store, camp):
+                if t.status != "done":
+                    result.failed.append(f"{t.config['policy']}: {t.error}")
+                    continue
+                label = t.config["cell"]["variant"]
+                result.variant_rows.setdefault(label, []).append(_row(t, cfg, hw))
     result.references = measure_references(cfg, base, state, progress=progress)
     judge_rows(result.rows, result.references, cfg)
+    for rows in result.variant_rows.values():
+        judge_rows(rows, result.references, cfg)
     write_results_csv(result.rows, out_dir / "results.csv")
     return result
 
@@ -650,7 +766,8 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
         f"{guidance} ({'the model' + chr(39) + 's recommended scale' if cfg.guidance is None else 'given'}); "
         f"chips {chips} (typical = the median die); seeds {', '.join(map(str, cfg.seeds))}; "
         f"timing errors from the calibrated model ({cfg.kernel} kernel). Trials: {result.ran} "
-        f"run, {result.reused} reused from {STORE_NAME}.",
+        f"run, {result.reused} reused from {STORE_NAME} (robustness: {result.variant_ran} run, "
+        f"{result.variant_reused} reused).",
         "",
         "## Verdict under each quality criterion",
         "",
@@ -671,8 +788,70 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
         array=array,
         criterion=refs.describe(),
         title=False,
-        extra="Files: results.csv, pareto.png, sensitivity.png, explore.db.",
+        extra="",
     )
-    text = "\n".join(head) + body
+    text = "\n".join(head) + body + robustness_section(result, hw, out_dir)
+    text += "\nFiles: results.csv, pareto.png, robustness.png, sensitivity.png, explore.db.\n"
     _atomic_write(out_dir / "report.md", text)
     return text
+
+
+def robustness_settings(result: ExploreResult) -> list[Any]:
+    """The assumption settings of the robustness check, the calibrated one first: each varies
+    one assumption (criterion, chip requirement, SRAM rails, measured guardband)."""
+    from accelsim.report.explore_report import Setting
+
+    cfg = result.cfg
+    key = f"meets_{cfg.quality}"
+    mg = result.measured_guardband
+    calibrated = f"as calibrated ({cfg.quality} criterion, every chip, dual-rail SRAM" + (
+        f", measured guardband {100 * mg:.1f}%)" if mg is not None else ")"
+    )
+    settings = [Setting(calibrated, result.rows, key)]
+    for c in CRITERIA:
+        if c != cfg.quality:
+            settings.append(Setting(f"{c} criterion", result.rows, f"meets_{c}"))
+    if len(cfg.chips) > 1:
+        settings.append(Setting("median chip (half the chips keep quality)", result.rows, key, 0.5))
+    settings.append(
+        Setting(
+            "SRAM cells and periphery on a fixed rail",
+            result.rows,
+            key,
+            1.0,
+            "energy_saving_sram_fixed",
+        )
+    )
+    settings.append(
+        Setting(
+            "whole SRAM on the scaled rail (>= 0.70 V)",
+            result.rows,
+            key,
+            1.0,
+            "energy_saving_sram_shared",
+        )
+    )
+    for label, rows in result.variant_rows.items():
+        settings.append(Setting(f"{label} (typical chip)", rows, key))
+    return settings
+
+
+def robustness_section(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
+    """The report's robustness section (and ``robustness.png``)."""
+    from accelsim.report.explore_report import (
+        plot_robustness,
+        robustness,
+        robustness_markdown,
+    )
+
+    cfg = result.cfg
+    verdicts = robustness(robustness_settings(result), cfg.modes)
+    plot_robustness(verdicts, cfg.modes, out_dir / "robustness.png")
+    note = (
+        "Each setting varies one assumption of the verdict; the guardband variants rerun every "
+        "configuration on the typical chip (first seed) with the delay model's guardband set so "
+        "that the typical chip's measured guardband is that fraction of Vnom."
+        if result.variant_rows
+        else "Each setting varies one assumption of the verdict (calibration variants not run)."
+    )
+    return "\n## Robustness\n\n" + note + "\n\n" + robustness_markdown(verdicts, cfg.modes)

@@ -396,3 +396,117 @@ def verdict_table(
                 f"{100 * top.chip_yield:.0f}% of {top.chips} |"
             )
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One assumption setting of a robustness check: which rows (and how) decide the verdict.
+
+    ``meets_key``: the verdict column; ``min_yield``: fraction of chips that must keep
+    quality; ``saving_key``: the column that replaces ``energy_saving`` (another SRAM rail
+    assignment), None to keep it.
+    """
+
+    name: str
+    rows: Sequence[dict[str, Any]]
+    meets_key: str
+    min_yield: float = 1.0
+    saving_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The best policy of one mode under one setting (``label`` None: none keeps quality)."""
+
+    setting: str
+    mode: str
+    label: str | None
+    gain: float | None
+    point: str
+
+
+def robustness(settings: Sequence[Setting], modes: Sequence[str]) -> list[Verdict]:
+    """The best policy per mode under every setting (the first setting is the reference)."""
+    out = []
+    for st in settings:
+        rows = st.rows
+        if st.saving_key is not None:
+            rows = [{**r, "energy_saving": r.get(st.saving_key)} for r in rows]
+        points = aggregate(rows, meets_key=st.meets_key, modes=modes)
+        for mode in modes:
+            best = best_configurations(points, mode, min_yield=st.min_yield)
+            if not best:
+                out.append(Verdict(st.name, mode, None, None, "-"))
+                continue
+            top = max(best.values(), key=lambda p: p.gain())
+            point = f"{top.vdd:.3f} V" if mode == "undervolt" else f"{top.freq_ghz:.3g} GHz"
+            out.append(Verdict(st.name, mode, top.label(), top.gain(), point))
+    return out
+
+
+def robustness_markdown(verdicts: Sequence[Verdict], modes: Sequence[str]) -> str:
+    """The robustness section: one row per setting, then per mode how often the reference
+    setting's best policy stays best."""
+    settings = list(dict.fromkeys(v.setting for v in verdicts))
+    by = {(v.setting, v.mode): v for v in verdicts}
+    head = "| setting | " + " | ".join(f"{m}: best policy | {GAIN[m][1]}" for m in modes) + " |"
+    lines = [head, "|---|" + "---|---|" * len(modes)]
+    for s in settings:
+        cells = []
+        for m in modes:
+            v = by[(s, m)]
+            if v.label is None:
+                cells += ["none keeps quality", "-"]
+            else:
+                g = f"{100 * v.gain:.1f}%" if m == "undervolt" else f"{v.gain:.2f}x"
+                cells += [f"`{v.label}` ({v.point})", g]
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines.append("")
+    ref = settings[0]
+    for m in modes:
+        best = by[(ref, m)].label
+        same = sum(by[(s, m)].label == best for s in settings)
+        name = f"`{best}`" if best else "no policy"
+        lines.append(
+            f"* {m}: the ranking ({name} best {'as' if best else 'keeps quality'} calibrated) "
+            f"holds in {same} of {len(settings)} settings."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_robustness(verdicts: Sequence[Verdict], modes: Sequence[str], path: str | Path) -> None:
+    """``robustness.png``: the best policy's gain under every setting, one panel per mode, bars
+    coloured by policy (a missing bar: no policy keeps quality there)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    settings = list(dict.fromkeys(v.setting for v in verdicts))
+    labels = sorted({v.label for v in verdicts if v.label})
+    cmap = plt.get_cmap("tab10")
+    colors = {lab: cmap(i % 10) for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(
+        1, len(modes), figsize=(6.0 * len(modes), 0.42 * len(settings) + 1.8), squeeze=False
+    )
+    by = {(v.setting, v.mode): v for v in verdicts}
+    for ax, mode in zip(axes[0], modes, strict=True):
+        ys = list(range(len(settings)))[::-1]
+        for y, s in zip(ys, settings, strict=True):
+            v = by[(s, mode)]
+            if v.label is None or v.gain is None:
+                ax.text(0.0, y, " none keeps quality", va="center", fontsize=8, color="gray")
+                continue
+            g = 100 * v.gain if mode == "undervolt" else v.gain
+            ax.barh(y, g, color=colors[v.label], height=0.6)
+            ax.text(g, y, f" {v.label}", va="center", fontsize=8)
+        ax.set_yticks(ys, settings, fontsize=8)
+        ax.set_xlabel("energy saving (%)" if mode == "undervolt" else "speed-up (x)")
+        ax.set_title(f"{mode}: best policy per assumption", fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        right = max([100 * (v.gain or 0) if mode == "undervolt" else (v.gain or 0)
+                     for v in verdicts if v.mode == mode] + [1e-9])  # fmt: skip
+        ax.set_xlim(0, right * 1.45)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -313,7 +313,16 @@ def test_explore_every_policy_on_a_tiny_grid_then_resumes_exactly(capsys, tmp_pa
     report = (tmp_path / "report.md").read_text()
     assert "## undervolt" in report and "## overclock" in report and "drift K=2" in report
     assert "classifier-free guidance 3.0" in report
-    for name in ("pareto.png", "sensitivity.png"):
+    # the three verdicts, and the robustness section with its one-line conclusion per mode
+    for criterion in ("**dataset**", "| image |", "| strict |"):
+        assert criterion in report
+    assert "## Robustness" in report and "measured guardband 10% (typical chip)" in report
+    assert "holds in" in report and "of 7 settings" in report
+    for col in ("fd", "fd_threshold", "image_distance_mean", "image_distance_max"):
+        assert all(r[col] != "" for r in rows), col
+    for col in ("meets_dataset", "meets_image", "meets_strict"):
+        assert all(r[col] in ("true", "false") for r in rows), col
+    for name in ("pareto.png", "sensitivity.png", "robustness.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     # a rerun finds every configuration done: nothing runs, the same rows come out
     code, out, _ = run(capsys, *_explore_args(tmp_path))
@@ -354,6 +363,7 @@ def test_explore_rows_do_not_depend_on_the_worker_count(tmp_path):
         steps=2,
         samples=2,
         threshold=0.01,
+        robustness=False,
     )
     hw = load_preset("tpu-128x128")
     serial = explore(cfg, hw, tmp_path / "w1", workers=1).rows

@@ -67,10 +67,10 @@ def test_profile_campaign_and_its_reduction():
     camp = profile_campaign(cfg, base_config(cfg, HW), ["blocks.0", ""])
     specs = [t.config["policy"] for t in camp.trials]
     assert specs == [
-        "timestep:vdd=0.82,ranges=0-2,blocks=blocks.0",
-        "timestep:vdd=0.82,ranges=2-4,blocks=blocks.0",
-        "timestep:vdd=0.82,ranges=0-2,blocks=-",
-        "timestep:vdd=0.82,ranges=2-4,blocks=-",
+        "timestep:vdd=0.8,ranges=0-2,blocks=blocks.0",
+        "timestep:vdd=0.8,ranges=2-4,blocks=blocks.0",
+        "timestep:vdd=0.8,ranges=0-2,blocks=-",
+        "timestep:vdd=0.8,ranges=2-4,blocks=-",
     ]
     assert {t.config["seed"] for t in camp.trials} == {cfg.profile_seed}
     stored = [
