@@ -455,7 +455,7 @@ def robustness_markdown(verdicts: Sequence[Verdict], modes: Sequence[str]) -> st
         cells = []
         for m in modes:
             v = by[(s, m)]
-            if v.label is None:
+            if v.label is None or v.gain is None:
                 cells += ["none keeps quality", "-"]
             else:
                 g = f"{100 * v.gain:.1f}%" if m == "undervolt" else f"{v.gain:.2f}x"
