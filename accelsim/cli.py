@@ -56,6 +56,21 @@ def int_at_least(lo: int) -> Any:
 _positive_int = int_at_least(1)
 
 
+def _chip(text: str) -> int | None:
+    """A chip: ``typical`` (the median die, None) or a chip seed >= 0."""
+    if text.strip() == "typical":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected 'typical' or a chip seed (integer >= 0)"
+        ) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"got {value}, expected 'typical' or a seed >= 0")
+    return value
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -366,9 +381,10 @@ def _add_ter(sub: Any) -> None:
     )
     p.add_argument(
         "--chip",
-        type=int,
-        metavar="SEED",
-        help="a chip seed (its PE variation map and die-to-die offset); default: the typical chip",
+        type=_chip,
+        metavar="SEED|typical",
+        help="a chip seed (its PE variation map and die-to-die offset) or 'typical' (the median "
+        "die with the within-die spread); default: typical",
     )
     p.add_argument(
         "--config",

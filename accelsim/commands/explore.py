@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -89,9 +90,9 @@ def add_parser(sub: Any, helpers: Any) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  accelsim explore                         # the default grid (~6 min on 2 cores)\n"
-            "  accelsim explore --quick                 # a 3-minute version\n"
-            "  accelsim explore --mode undervolt --policies nominal,uniform,drift --vdd 0.8,0.75,0.7\n"
+            "  accelsim explore                         # the default grid (8 chips; ~30 min on 2 cores)\n"
+            "  accelsim explore --quick                 # 3 chips, 2 points per mode (~4 min)\n"
+            "  accelsim explore --mode undervolt --policies nominal,uniform,drift --vdd 0.78,0.75,0.72\n"
             "  accelsim explore --model unet-digits --array 32x32 --chips 4 --seeds 2"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,7 +103,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="small grid: 3 points per mode, 1 chip, 1 seed, 10 steps",
+        help="small grid: 2 points per mode, chips typical,0,1, 6 steps, 8 samples",
     )
     p.add_argument(
         "--mode", choices=("undervolt", "overclock", "both"), default="both", help="default both"
@@ -115,19 +116,21 @@ def add_parser(sub: Any, helpers: Any) -> None:
         type=_chips,
         metavar="N|A,B",
         help="chips: a count N (chip seeds 0..N-1) or a comma list of seeds and 'typical' "
-        "(the median die); default 0,1 (0 with --quick)",
+        "(the median die); default typical,0,...,6 (typical,0,1 with --quick)",
     )
     p.add_argument(
         "--seeds",
         type=_ints,
         metavar="N|A,B",
-        help="sampling seeds: a count or a list; default 2 (1 with --quick)",
+        help="sampling seeds: a count or a list; default 1 (seed 0)",
     )
     p.add_argument(
-        "--steps", type=helpers._positive_int, help="sampler steps; default 20 (10 with --quick)"
+        "--steps", type=helpers._positive_int, help="sampler steps; default 10 (6 with --quick)"
     )
     p.add_argument(
-        "--samples", type=helpers._positive_int, help="images per run; default 10 (5 with --quick)"
+        "--samples",
+        type=helpers._positive_int,
+        help="images per run (>= 2: the dataset criterion's Frechet distance); default 16 (8 with --quick)",
     )
     p.add_argument(
         "--guidance",
@@ -167,7 +170,10 @@ def add_parser(sub: Any, helpers: Any) -> None:
         help="timing-error kernel; default fast",
     )
     p.add_argument(
-        "--workers", type=helpers._positive_int, default=1, help="worker processes; default 1"
+        "--workers",
+        type=helpers._positive_int,
+        default=None,
+        help="worker processes; default: one per CPU core (rows do not depend on it)",
     )
     p.add_argument(
         "--dask",
@@ -239,7 +245,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
         )
     out = Path(args.out)
     with _Bars(not args.quiet and sys.stderr.isatty()) as bars:
-        result = explore(cfg, hw, out, progress=bars.update, workers=args.workers, dask=args.dask)
+        workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+        result = explore(cfg, hw, out, progress=bars.update, workers=workers, dask=args.dask)
     text = finish(result, hw, out)
     print(text)
     for line in result.failed[:5]:

@@ -115,9 +115,10 @@ def add_parser(sub: Any, helpers: Any) -> None:
     )
     p.add_argument(
         "--chip",
-        type=int,
-        metavar="SEED",
-        help="chip seed (PE variation map); default: typical chip",
+        type=helpers._chip,
+        metavar="SEED|typical",
+        help="chip seed (PE variation map and die-to-die offset) or 'typical' (the median die); "
+        "default: typical",
     )
     p.add_argument(
         "--kernel",

@@ -140,12 +140,12 @@ class ExploreConfig:
     model: str = "dit-digits"
     modes: tuple[str, ...] = MODES
     policies: tuple[str, ...] = POLICY_NAMES
-    vdd: tuple[float, ...] = (0.84, 0.82, 0.80)
-    freq_ghz: tuple[float, ...] = (1.15, 1.2, 1.3)
-    chips: tuple[Chip, ...] = (0, 1)
+    vdd: tuple[float, ...] = (0.78, 0.75, 0.72)
+    freq_ghz: tuple[float, ...] = (1.25, 1.35, 1.45)
+    chips: tuple[Chip, ...] = ("typical", 0, 1, 2, 3, 4, 5, 6)
     seeds: tuple[int, ...] = (0,)
     steps: int = 10
-    samples: int = 4
+    samples: int = 16
     guidance: float | None = None
     threshold: float | None = None
     kernel: str = "fast"
@@ -206,14 +206,15 @@ class ExploreConfig:
 
     @classmethod
     def quick(cls, **overrides: Any) -> ExploreConfig:
-        """The ``--quick`` grid: 2 points per mode, one chip, one seed, 6 steps, 4 samples."""
+        """The ``--quick`` grid: 2 points per mode, the typical chip and 2 seeded ones, one
+        seed, 6 steps, 8 samples, checkpoint intervals 1 and 2, 5 reference sets."""
         base = cls(
-            vdd=(0.84, 0.80),
-            freq_ghz=(1.2, 1.3),
-            chips=(0,),
+            vdd=(0.75, 0.72),
+            freq_ghz=(1.35, 1.45),
+            chips=("typical", 0, 1),
             seeds=(0,),
             steps=6,
-            samples=4,
+            samples=8,
             intervals=(1, 2),
             closed_loop_targets=(1e-6,),
             profile_groups=2,
