@@ -545,7 +545,13 @@ class AbftChecker:
         if kind == "recompute":
             out = np.array(C, dtype=np.int32, copy=True)
             rows, cols = loc.rows, loc.cols
-            by_rows = rows.size > 0 and (cols.size == 0 or rows.size * N <= cols.size * M)
+            # rows or columns, whichever is cheaper to re-run on this array (a few rows on a
+            # weight-stationary array reload every weight fold; a few columns do not)
+            by_rows = rows.size > 0 and (
+                cols.size == 0
+                or self._recompute(int(rows.size), N, K, op).energy_j
+                <= self._recompute(M, int(cols.size), K, op).energy_j
+            )
             if cfg.recompute_scope == "gemm" or (rows.size == 0 and cols.size == 0):
                 out = _exact_lines(A, B, None, None)
                 cost = self._recompute(M, N, K, op)
