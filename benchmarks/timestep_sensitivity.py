@@ -3,7 +3,7 @@
 For dit-digits (6 DDIM steps, 4 samples, seeds 1000-1002), each step alone is disturbed in
 three ways and the loss (feature distance to the golden samples) per injected error is averaged:
 
-* ``timing``: every GEMM of that step at 0.84 V on chip 0 (the calibrated timing-error model:
+* ``timing``: every GEMM of that step at 0.74 V on chip 0 (the calibrated timing-error model:
   late high accumulator bits hold their previous value, i.e. large errors);
 * ``flips-high``: about 10 single-bit flips in int32 accumulator bits 16-31 (what
   ``accelsim study timesteps`` injects);
@@ -38,7 +38,7 @@ def measure(guidance: float, steps: int, seeds: list[int], samples: int) -> list
             for seed in seeds:
                 if kind == "timing":
                     config = {**base, "seed": seed, "chip": 0}
-                    config["policy"] = f"timestep:vdd=0.84,ranges={t}-{t + 1}"
+                    config["policy"] = f"timestep:vdd=0.74,ranges={t}-{t + 1}"
                 else:
                     bits = "16-31" if kind == "flips-high" else "8-15"
                     fault = {
@@ -86,7 +86,10 @@ def main() -> None:
         "samples": 4,
         "seeds": seeds,
         "rows": rows,
-        "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
         "wall_s": time.perf_counter() - start,
     }
     (out / name).write_text(json.dumps(doc, indent=1) + "\n")

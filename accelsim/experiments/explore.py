@@ -770,6 +770,8 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
         f"run, {result.reused} reused from {STORE_NAME} (robustness: {result.variant_ran} run, "
         f"{result.variant_reused} reused).",
         "",
+        chip_line(cfg, hw),
+        "",
         "## Verdict under each quality criterion",
         "",
         f"The deciding criterion (--quality) is **{cfg.quality}**. A policy keeps quality when "
@@ -856,3 +858,25 @@ def robustness_section(result: ExploreResult, hw: HardwareConfig, out_dir: Path)
         else "Each setting varies one assumption of the verdict (calibration variants not run)."
     )
     return "\n## Robustness\n\n" + note + "\n\n" + robustness_markdown(verdicts, cfg.modes)
+
+
+def chip_line(cfg: ExploreConfig, hw: HardwareConfig) -> str:
+    """One sentence on the chip population: each chip's die-to-die offset (sigma) and measured
+    guardband (largest undervolt with < 1 expected error per 1e9 MACs)."""
+    from accelsim.timing.errors import TimingModel, measured_guardband
+    from accelsim.timing.variation import chip_map
+
+    model = TimingModel.for_hardware(hw)
+    parts = []
+    for chip in cfg.chips:
+        seed = None if chip == "typical" else int(chip)
+        mg = measured_guardband(model, array=hw.array, chip=seed, n_samples=1 << 19)
+        if seed is None:
+            parts.append(f"typical {100 * mg.fraction:.1f}%")
+        else:
+            d2d = chip_map(hw.array.rows, hw.array.cols, seed, model.variation).d2d
+            parts.append(f"chip {seed} ({d2d:+.1f} sigma) {100 * mg.fraction:.1f}%")
+    return (
+        "Measured guardband of each chip (largest undervolt at 1 GHz with < 1 expected timing "
+        "error per 1e9 MACs; die-to-die offset in sigma): " + ", ".join(parts) + "."
+    )

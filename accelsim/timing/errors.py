@@ -287,6 +287,7 @@ def measured_guardband(
     model: TimingModel | None = None,
     *,
     array: ArrayConfig | None = None,
+    chip: int | None = None,
     freq: float | None = None,
     workload_macs: float = GUARDBAND_WORKLOAD_MACS,
     step_v: float = 0.0025,
@@ -294,14 +295,19 @@ def measured_guardband(
     seed: int = 0,
 ) -> MeasuredGuardband:
     """Largest undervolt at ``freq`` (default fnom) with ``TER * workload_macs < 1`` on the
-    typical chip (see :class:`MeasuredGuardband`)."""
+    typical chip, or on chip seed ``chip`` (see :class:`MeasuredGuardband`)."""
     model = model or TimingModel.default()
     freq = model.fnom if freq is None else freq
     target = 1.0 / workload_macs
     lo = max(model.delay.v_min, 0.5 * model.vnom)
     grid = np.arange(model.vnom, lo - 1e-12, -step_v)
     pts = ter_points(
-        [(float(v), freq) for v in grid], model, array=array, n_samples=n_samples, seed=seed
+        [(float(v), freq) for v in grid],
+        model,
+        array=array,
+        chip=chip,
+        n_samples=n_samples,
+        seed=seed,
     )
     curve = tuple((p.vdd, p.mac_error_prob) for p in pts)
     v_cross = float(grid[-1])

@@ -86,3 +86,35 @@ def test_known_answers_sign_and_exponent_bits_dominate() -> None:
     assert m0["quality_drop"] == 0.0 and m0["top1_flips"] == 0
     # one golden run per (model, inputs, format): w8a8 and fp32, not one per trial
     assert state.golden_runs == 2
+
+
+def test_chip_populations_are_reproducible_from_their_seeds() -> None:
+    """A chip is its seed: the same seed gives the same run in a fresh state (and 'typical'
+    the same median die); different seeds give different dies."""
+    base = {"model": "dit-digits", "samples": 2, "steps": 1, "seed": 0, "vdd": 0.74}
+    runs = {}
+    for chip in ("typical", 3, 5):
+        cfg = M.normalize({**base, "chip": chip})
+        a = M.run_configuration(cfg, M.setup())
+        b = M.run_configuration(cfg, M.setup())
+        assert a.metrics["timing_errors"] == b.metrics["timing_errors"] > 0
+        assert bool((a.test.output == b.test.output).all())
+        runs[chip] = a.metrics["timing_errors"]
+    assert len(set(runs.values())) == 3
+
+
+def test_measured_guardband_of_a_chip_follows_its_die_to_die_offset() -> None:
+    from accelsim.timing.errors import TimingModel, measured_guardband
+    from accelsim.timing.variation import chip_map
+
+    model = TimingModel.default()
+    kw = {"n_samples": 1 << 17, "step_v": 0.005}
+    typical = measured_guardband(model, **kw).fraction
+    out = {}
+    for seed in (0, 1):
+        d2d = chip_map(128, 128, seed, model.variation).d2d
+        out[seed] = (d2d, measured_guardband(model, chip=seed, **kw).fraction)
+    # chip 0 is a slow die (positive offset): less guardband than typical; chip 1 a fast one
+    assert out[0][0] > 1 and out[0][1] < typical
+    assert out[1][0] < 0 and out[1][1] > typical
+    assert measured_guardband(model, chip=0, **kw).fraction == out[0][1]

@@ -6,6 +6,7 @@ independent chips, or exact chi-square / KS tests at p > 1e-3), so a wrong field
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import replace
 
@@ -140,6 +141,33 @@ def test_typical_chip_is_all_ones_at_any_voltage():
     assert chip.seed is None and chip.shape == (4, 6)
     for v in (0.6, 0.9, 1.0):
         np.testing.assert_array_equal(pe_delay_factor(chip, v, VNOM, DP, P), np.ones((4, 6)))
+
+
+def test_typical_chip_is_the_median_die_with_exact_within_die_quantiles():
+    """The typical chip: no die-to-die offset, PE log factors at the exact quantiles of the
+    within-die distribution (so its spread matches the TER integral), in a die's spatial order;
+    deterministic, and different from every seeded chip."""
+    from scipy import stats
+
+    params = default_variation_params()
+    chip = typical_chip(64, 64, params)
+    assert chip.d2d == 0.0 and chip.seed is None
+    again = typical_chip(64, 64, params)
+    assert np.array_equal(chip.sys, again.sys) and np.array_equal(chip.rnd, again.rnd)
+    f = pe_delay_factor(chip, 0.9, 0.9, DP, params)
+    logs = np.sort(np.log(f).ravel())
+    s_wid = math.hypot(params.sigma_sys, params.sigma_rnd)
+    q = stats.norm.ppf((np.arange(logs.size) + 0.5) / logs.size) * s_wid
+    assert np.allclose(logs, q, atol=1e-12)
+    assert np.median(f) == pytest.approx(1.0, abs=1e-3)
+    # a die's spatial structure: neighbours are correlated, as in a seeded chip's field
+    z = np.log(f) / s_wid
+    assert np.corrcoef(z[:, :-1].ravel(), z[:, 1:].ravel())[0, 1] > 0.5
+    # a wrong variant (iid quantiles in random order) has no spatial correlation
+    shuffled = np.random.default_rng(0).permutation(z.ravel()).reshape(z.shape)
+    assert abs(np.corrcoef(shuffled[:, :-1].ravel(), shuffled[:, 1:].ravel())[0, 1]) < 0.1
+    for seed in range(3):
+        assert not np.array_equal(chip_map(64, 64, seed, params).sys, chip.sys)
 
 
 def test_generation_is_fast_for_128_and_works_for_512():
