@@ -46,6 +46,7 @@ from typing import Any
 from accelsim.config import HardwareConfig, check_choice, check_float, check_int
 from accelsim.errors import ConfigError
 from accelsim.experiments.quality_refs import CRITERIA
+from accelsim.hw.energy import COMPONENTS
 
 POLICY_NAMES = (
     "nominal",
@@ -61,20 +62,6 @@ MODES = ("undervolt", "overclock")
 STORE_NAME = "explore.db"
 CAMPAIGN = "explore"
 PROFILE_CAMPAIGN = "explore-profile"
-#: Energy components exported per row (``energy_<c>_j``), see accelsim.hw.energy.COMPONENTS.
-_COMPONENTS = (
-    "mac",
-    "sram",
-    "dram",
-    "leakage",
-    "abft",
-    "recompute",
-    "rollback",
-    "checkpoint",
-    "detection",
-    "replay",
-    "dvfs",
-)
 #: Columns of results.csv, in order.
 COLUMNS = (
     "policy",
@@ -118,7 +105,7 @@ COLUMNS = (
     "checkpoints",
     "transitions",
     "timing_errors",
-    *(f"energy_{c}_j" for c in _COMPONENTS),
+    *(f"energy_{c}_j" for c in COMPONENTS),
     "energy_rail_scaled_j",
     "energy_rail_sram_j",
     "energy_rail_dram_j",
@@ -381,43 +368,44 @@ def profile_from_trials(stored: list[Any]) -> tuple[Any, list[Any]]:
 # --------------------------------------------------------------------------- the grid
 
 
-def explore_campaign(cfg: ExploreConfig, base: dict[str, Any], profile_rows: Any) -> Any:
-    """Campaign ``explore``: every configuration x chip x seed as a ``model-run`` trial."""
+def _trial_point(
+    c: Configuration, seed: int, chip: Chip, profile_rows: Any, **cell: Any
+) -> dict[str, Any]:
+    """The ``model-run`` keys of one configuration on one chip and seed (``cell``: labels the
+    report reads back; None values are left out, TOML has no null)."""
+    labels = {"policy": c.policy, "mode": c.mode, "knob": c.knob, "interval": c.interval}
+    point: dict[str, Any] = {
+        "seed": seed,
+        "chip": _chip_value(chip),
+        "policy": c.spec,
+        "cell": {k: v for k, v in {**labels, **cell}.items() if v is not None},
+    }
+    if c.policy == "drift":
+        point["profile"] = profile_rows
+    return point
+
+
+def _campaign(name: str, description: str, fixed: dict[str, Any], include: list[Any]) -> Any:
     from accelsim.campaign.spec import parse_campaign
 
-    include = []
-    for chip in cfg.chips:
-        for seed in cfg.seeds:
-            for c in configurations(cfg):
-                point: dict[str, Any] = {
-                    "seed": seed,
-                    "chip": _chip_value(chip),
-                    "policy": c.spec,
-                    "cell": {
-                        k: v
-                        for k, v in (
-                            ("policy", c.policy),
-                            ("mode", c.mode),
-                            ("knob", c.knob),
-                            ("interval", c.interval),
-                        )
-                        if v is not None
-                    },
-                }
-                if c.policy == "drift":
-                    point["profile"] = profile_rows
-                include.append(point)
     return parse_campaign(
         {
-            "campaign": {
-                "name": CAMPAIGN,
-                "trial": "model-run",
-                "description": f"accelsim explore of {cfg.model}",
-            },
-            "fixed": base,
+            "campaign": {"name": name, "trial": "model-run", "description": description},
+            "fixed": fixed,
             "include": include,
         }
     )
+
+
+def explore_campaign(cfg: ExploreConfig, base: dict[str, Any], profile_rows: Any) -> Any:
+    """Campaign ``explore``: every configuration x chip x seed as a ``model-run`` trial."""
+    include = [
+        _trial_point(c, seed, chip, profile_rows)
+        for chip in cfg.chips
+        for seed in cfg.seeds
+        for c in configurations(cfg)
+    ]
+    return _campaign(CAMPAIGN, f"accelsim explore of {cfg.model}", base, include)
 
 
 ROBUSTNESS_CAMPAIGN = "explore-robustness"
@@ -453,45 +441,19 @@ def robustness_campaign(
 ) -> Any:
     """Campaign ``explore-robustness``: every configuration on the typical chip and the first
     seed, once per calibration variant (``{label: delay guardband}``)."""
-    from accelsim.campaign.spec import parse_campaign
-
     include = []
     for label, guardband in variants.items():
-        hardware = {
-            **base["hardware"],
-            "delay": {**base["hardware"]["delay"], "guardband": guardband},
-        }
+        delay = {**base["hardware"]["delay"], "guardband": guardband}
+        hardware = {**base["hardware"], "delay": delay}
         for c in configurations(cfg):
-            point: dict[str, Any] = {
-                "seed": cfg.seeds[0],
-                "chip": "typical",
-                "hardware": hardware,
-                "policy": c.spec,
-                "cell": {
-                    k: v
-                    for k, v in (
-                        ("policy", c.policy),
-                        ("mode", c.mode),
-                        ("knob", c.knob),
-                        ("interval", c.interval),
-                        ("variant", label),
-                    )
-                    if v is not None
-                },
-            }
-            if c.policy == "drift":
-                point["profile"] = profile_rows
-            include.append(point)
-    return parse_campaign(
-        {
-            "campaign": {
-                "name": ROBUSTNESS_CAMPAIGN,
-                "trial": "model-run",
-                "description": f"accelsim explore of {cfg.model}: calibration variants",
-            },
-            "fixed": {k: v for k, v in base.items() if k != "hardware"},
-            "include": include,
-        }
+            point = _trial_point(c, cfg.seeds[0], "typical", profile_rows, variant=label)
+            include.append({**point, "hardware": hardware})
+    fixed = {k: v for k, v in base.items() if k != "hardware"}
+    return _campaign(
+        ROBUSTNESS_CAMPAIGN,
+        f"accelsim explore of {cfg.model}: calibration variants",
+        fixed,
+        include,
     )
 
 
