@@ -719,6 +719,9 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
         threshold=refs.threshold,
         title=f"{cfg.model} on {array}: {len(cfg.chips)} chip(s) x {len(cfg.seeds)} seed(s), "
         f"{cfg.steps} steps",
+        threshold_label=(
+            "strict threshold" if cfg.quality == "strict" else "image-criterion threshold"
+        ),
     )
     guidance = result.rows[0]["guidance"] if result.rows else cfg.guidance
     chips = ", ".join(str(c) for c in cfg.chips)

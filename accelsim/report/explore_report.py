@@ -177,7 +177,12 @@ def best_at_threshold(
 
 
 def plot_pareto(
-    points: Sequence[Point], path: str | Path, *, threshold: float, title: str = ""
+    points: Sequence[Point],
+    path: str | Path,
+    *,
+    threshold: float,
+    title: str = "",
+    threshold_label: str = "quality threshold",
 ) -> None:
     """``pareto.png``: gain vs quality loss, one curve (its Pareto front) per policy, the
     quality threshold as a vertical line and the nominal point marked; one panel per mode."""
@@ -219,7 +224,11 @@ def plot_pareto(
         nominal_gain = 0.0 if mode == "undervolt" else 1.0
         ax.plot([0], [nominal_gain], marker="*", ms=16, color="black", ls="none", label="nominal")
         ax.axvline(
-            threshold, color="crimson", ls="--", lw=1.2, label=f"quality threshold ({threshold:g})"
+            threshold,
+            color="crimson",
+            ls="--",
+            lw=1.2,
+            label=f"{threshold_label} ({threshold:.3g})",
         )
         ax.set_xlabel("quality loss (feature distance vs golden)")
         ax.set_ylabel(f"{label} ({'%' if mode == 'undervolt' else 'x'}) vs nominal")
@@ -475,8 +484,10 @@ def robustness_markdown(verdicts: Sequence[Verdict], modes: Sequence[str]) -> st
 
 
 def plot_robustness(verdicts: Sequence[Verdict], modes: Sequence[str], path: str | Path) -> None:
-    """``robustness.png``: the best policy's gain under every setting, one panel per mode, bars
-    coloured by policy (a missing bar: no policy keeps quality there)."""
+    """``robustness.png``: the best policy's gain under every setting, one panel per mode
+    (settings shared on the left), bars coloured by policy (no bar: none keeps quality)."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -487,26 +498,31 @@ def plot_robustness(verdicts: Sequence[Verdict], modes: Sequence[str], path: str
     cmap = plt.get_cmap("tab10")
     colors = {lab: cmap(i % 10) for i, lab in enumerate(labels)}
     fig, axes = plt.subplots(
-        1, len(modes), figsize=(6.0 * len(modes), 0.42 * len(settings) + 1.8), squeeze=False
+        1,
+        len(modes),
+        figsize=(3.0 + 4.2 * len(modes), 0.55 * len(settings) + 1.6),
+        squeeze=False,
+        sharey=True,
     )
     by = {(v.setting, v.mode): v for v in verdicts}
+    ys = list(range(len(settings)))[::-1]
     for ax, mode in zip(axes[0], modes, strict=True):
-        ys = list(range(len(settings)))[::-1]
+        gains = [by[(s, mode)].gain or 0.0 for s in settings]
+        scale = 100.0 if mode == "undervolt" else 1.0
+        right = max([g * scale for g in gains] + [1e-9])
         for y, s in zip(ys, settings, strict=True):
             v = by[(s, mode)]
             if v.label is None or v.gain is None:
                 ax.text(0.0, y, " none keeps quality", va="center", fontsize=8, color="gray")
                 continue
-            g = 100 * v.gain if mode == "undervolt" else v.gain
+            g = v.gain * scale
             ax.barh(y, g, color=colors[v.label], height=0.6)
             ax.text(g, y, f" {v.label}", va="center", fontsize=8)
-        ax.set_yticks(ys, settings, fontsize=8)
+        ax.set_xlim(0, right * 1.6)
         ax.set_xlabel("energy saving (%)" if mode == "undervolt" else "speed-up (x)")
         ax.set_title(f"{mode}: best policy per assumption", fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-        right = max([100 * (v.gain or 0) if mode == "undervolt" else (v.gain or 0)
-                     for v in verdicts if v.mode == mode] + [1e-9])  # fmt: skip
-        ax.set_xlim(0, right * 1.45)
+    axes[0][0].set_yticks(ys, [textwrap.fill(s, 34) for s in settings], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
