@@ -409,6 +409,34 @@ def explore_campaign(cfg: ExploreConfig, base: dict[str, Any], profile_rows: Any
 
 
 ROBUSTNESS_CAMPAIGN = "explore-robustness"
+#: Measurements outside the store that a rerun reuses (references, guardbands), in ``--out``.
+CACHE_NAME = "explore-cache.json"
+
+
+class _Memo:
+    """Results of deterministic measurements keyed by the SHA-256 of their inputs, kept in a
+    JSON file next to the store (so a rerun that only re-judges or re-reports is fast)."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        self.path = path
+        try:
+            self.data: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, ValueError):
+            self.data = {}
+
+    def get(self, inputs: Any, compute: Callable[[], Any]) -> Any:
+        import hashlib
+        import json
+
+        from accelsim.campaign.spec import canonical_json
+
+        key = hashlib.sha256(canonical_json(inputs).encode()).hexdigest()
+        if key not in self.data:
+            self.data[key] = compute()
+            _atomic_write(self.path, json.dumps(self.data, indent=0, sort_keys=True))
+        return self.data[key]
 
 
 def guardband_for(target: float, hw: HardwareConfig, *, tol: float = 0.002) -> float:
@@ -589,12 +617,20 @@ def explore(
 
             if progress is not None:
                 progress("calibration variants", 0, len(cfg.guardband_variants))
-            result.measured_guardband = measured_guardband(
-                TimingModel.for_hardware(hw), array=hw.array
-            ).fraction
+            memo = _Memo(out_dir / CACHE_NAME)
+            result.measured_guardband = memo.get(
+                {"measured_guardband": base["hardware"]},
+                lambda: measured_guardband(TimingModel.for_hardware(hw), array=hw.array).fraction,
+            )
             variants = {}
             for i, g in enumerate(cfg.guardband_variants):
-                variants[f"measured guardband {100 * g:.0f}%"] = guardband_for(g, hw)
+
+                def solve(target: float = g) -> float:
+                    return guardband_for(target, hw)
+
+                variants[f"measured guardband {100 * g:.0f}%"] = memo.get(
+                    {"guardband_for": g, "hardware": base["hardware"]}, solve
+                )
                 if progress is not None:
                     progress("calibration variants", i + 1, len(cfg.guardband_variants))
             camp = robustness_campaign(cfg, base, profile_rows, variants)
@@ -613,7 +649,9 @@ def explore(
                     continue
                 label = t.config["cell"]["variant"]
                 result.variant_rows.setdefault(label, []).append(_row(t, cfg, hw))
-    result.references = measure_references(cfg, base, state, progress=progress)
+    result.references = measure_references(
+        cfg, base, state, progress=progress, memo=_Memo(out_dir / CACHE_NAME)
+    )
     judge_rows(result.rows, result.references, cfg)
     for rows in result.variant_rows.values():
         judge_rows(rows, result.references, cfg)
@@ -735,7 +773,7 @@ def finish(result: ExploreResult, hw: HardwareConfig, out_dir: Path) -> str:
         f"run, {result.reused} reused from {STORE_NAME} (robustness: {result.variant_ran} run, "
         f"{result.variant_reused} reused).",
         "",
-        chip_line(cfg, hw),
+        chip_line(cfg, hw, _Memo(out_dir / CACHE_NAME)),
         "",
         "## Verdict under each quality criterion",
         "",
@@ -825,7 +863,7 @@ def robustness_section(result: ExploreResult, hw: HardwareConfig, out_dir: Path)
     return "\n## Robustness\n\n" + note + "\n\n" + robustness_markdown(verdicts, cfg.modes)
 
 
-def chip_line(cfg: ExploreConfig, hw: HardwareConfig) -> str:
+def chip_line(cfg: ExploreConfig, hw: HardwareConfig, memo: _Memo | None = None) -> str:
     """One sentence on the chip population: each chip's die-to-die offset (sigma) and measured
     guardband (largest undervolt with < 1 expected error per 1e9 MACs)."""
     from accelsim.timing.errors import TimingModel, measured_guardband
@@ -835,13 +873,25 @@ def chip_line(cfg: ExploreConfig, hw: HardwareConfig) -> str:
     parts = []
     for chip in cfg.chips:
         seed = None if chip == "typical" else int(chip)
-        mg = measured_guardband(model, array=hw.array, chip=seed, n_samples=1 << 19)
+
+        def measure(seed: int | None = seed) -> float:
+            return measured_guardband(model, array=hw.array, chip=seed, n_samples=1 << 19).fraction
+
+        inputs = {"chip_guardband": seed, "hardware": hardware_dict(hw)}
+        fraction = memo.get(inputs, measure) if memo is not None else measure()
         if seed is None:
-            parts.append(f"typical {100 * mg.fraction:.1f}%")
+            parts.append(f"typical {100 * fraction:.1f}%")
         else:
             d2d = chip_map(hw.array.rows, hw.array.cols, seed, model.variation).d2d
-            parts.append(f"chip {seed} ({d2d:+.1f} sigma) {100 * mg.fraction:.1f}%")
+            parts.append(f"chip {seed} ({d2d:+.1f} sigma) {100 * fraction:.1f}%")
     return (
         "Measured guardband of each chip (largest undervolt at 1 GHz with < 1 expected timing "
         "error per 1e9 MACs; die-to-die offset in sigma): " + ", ".join(parts) + "."
     )
+
+
+def hardware_dict(hw: HardwareConfig) -> dict[str, Any]:
+    """``hw`` as a resolved hardware table (:func:`accelsim.experiments.trials.hardware_to_dict`)."""
+    from accelsim.experiments.trials import hardware_to_dict
+
+    return hardware_to_dict(hw)

@@ -200,8 +200,40 @@ def measure_references(
     state: Any,
     *,
     progress: Callable[[str, int, int], None] | None = None,
+    memo: Any = None,
 ) -> References:
-    """The references of an explore grid (``base``: its shared ``model-run`` keys)."""
+    """The references of an explore grid (``base``: its shared ``model-run`` keys); ``memo``
+    (``get(inputs, compute)``) keeps the measurements across reruns."""
+    if memo is not None:
+        inputs = {
+            "references": base,
+            "seeds": list(cfg.seeds),
+            "reference_sets": cfg.reference_sets,
+            "reference_seed": cfg.reference_seed,
+            "threshold": cfg.threshold,
+        }
+        raw = memo.get(inputs, lambda: _measure(cfg, base, state, progress).as_dict())
+    else:
+        raw = _measure(cfg, base, state, progress).as_dict()
+    return References(
+        criterion=cfg.quality,
+        fd_threshold=float(raw["fd_threshold"]),
+        fd_null=tuple(raw["fd_null"]),
+        samples=int(raw["samples"]),
+        image_threshold=cfg.image_fraction * float(raw["seed_distance"]),
+        image_fraction=cfg.image_fraction,
+        seed_distance=float(raw["seed_distance"]),
+        strict_threshold=float(raw["strict_threshold"]),
+        strict_given=bool(raw["strict_given"]),
+    )
+
+
+def _measure(
+    cfg: Any,
+    base: dict[str, Any],
+    state: Any,
+    progress: Callable[[str, int, int], None] | None,
+) -> References:
     from accelsim.experiments import trials
     from accelsim.quality.features import extract_features, feature_distance
 
