@@ -300,17 +300,28 @@ def measured_guardband(
     freq = model.fnom if freq is None else freq
     target = 1.0 / workload_macs
     lo = max(model.delay.v_min, 0.5 * model.vnom)
-    grid = np.arange(model.vnom, lo - 1e-12, -step_v)
-    pts = ter_points(
-        [(float(v), freq) for v in grid],
-        model,
-        array=array,
-        chip=chip,
-        n_samples=n_samples,
-        seed=seed,
-    )
-    curve = tuple((p.vdd, p.mac_error_prob) for p in pts)
-    v_cross = float(grid[-1])
+
+    def evaluate(volts: FloatArray) -> list[tuple[float, float]]:
+        pts = ter_points(
+            [(float(v), freq) for v in volts],
+            model,
+            array=array,
+            chip=chip,
+            n_samples=n_samples,
+            seed=seed,
+        )
+        return [(p.vdd, p.mac_error_prob) for p in pts]
+
+    # coarse grid to bracket the crossing, then ``step_v`` inside the bracket
+    coarse = evaluate(np.arange(model.vnom, lo - 1e-12, -8 * step_v))
+    hi_v, lo_v = coarse[0][0], coarse[-1][0]
+    for (v_hi, _), (v_lo, p_lo) in itertools.pairwise(coarse):
+        if p_lo >= target:
+            hi_v, lo_v = v_hi, v_lo
+            break
+    fine = evaluate(np.arange(hi_v, lo_v - 1e-12, -step_v))
+    curve = tuple(sorted({*coarse, *fine}, reverse=True))
+    v_cross = float(curve[-1][0])
     for (v_hi, p_hi), (v_lo, p_lo) in itertools.pairwise(curve):
         if p_lo >= target:
             if p_hi <= 0.0:
