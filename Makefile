@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# The main job, small version (~3 min): policies x operating points on the shipped digits DiT.
+# The main job, small version (~4 min): policies x points x 3 chips on the shipped digits DiT.
 demo: $(STAMP)
 	$(VENV)/bin/accelsim explore --quick
 

@@ -90,7 +90,7 @@ def add_parser(sub: Any, helpers: Any) -> None:
         ),
         epilog=(
             "examples:\n"
-            "  accelsim explore                         # the default grid (8 chips; ~30 min on 2 cores)\n"
+            "  accelsim explore                         # the default grid (8 chips; ~45 min on 2 cores)\n"
             "  accelsim explore --quick                 # 3 chips, 2 points per mode (~4 min)\n"
             "  accelsim explore --mode undervolt --policies nominal,uniform,drift --vdd 0.78,0.75,0.72\n"
             "  accelsim explore --model unet-digits --array 32x32 --chips 4 --seeds 2"
