@@ -23,8 +23,9 @@ checkpoint). The memory model writes every GEMM output to DRAM anyway (one word 
 charged to the layer), so by default a checkpoint keeps that copy (a second buffer instead of
 overwriting it) and is charged only the bytes beyond it (the row scales, or a wider stored
 format); with the ABFT option ``offload_checkpoints=true`` (a design that keeps activations on
-chip) it is charged as a separate write of the whole output. A critical detection replaces the located elements (the whole output when location
-fails) by the same GEMM's values (same module, same call ordinal within the step) from the most
+chip) it is charged as a separate write of the whole output. A critical detection replaces the
+suspect elements (the located ones; where only rows and columns are known, their intersection,
+or the whole rows or columns) by the same GEMM's values (same module, same call ordinal within the step) from the most
 recent checkpoint step before the current one: values carried through their own
 dequantization, not another step's raw int32 accumulators. The read is charged once per
 rollback (``rollback``). Where no earlier checkpoint exists (the first steps, or a GEMM that
@@ -73,6 +74,7 @@ class ProtectionStats:
     rollbacks: int = 0
     rolled_back_elements: int = 0
     checkpoints: int = 0
+    #: bytes the checkpoints hold (charged: only those beyond the output's own DRAM write)
     checkpoint_bytes: int = 0
     rollback_bytes: int = 0
     transitions: int = 0
@@ -151,11 +153,13 @@ class ProtectedAccelerator(Accelerator):
         self.checkpoint_interval = check_int("checkpoint_interval", checkpoint_interval, 1)
         self.policy = policy
         abft = abft if abft is not None else getattr(policy, "abft", None)
+        model = transition_model(transitions) if isinstance(transitions, str) else transitions
         self.checker: Any = None
         if abft:
             from accelsim.abft import AbftChecker
 
-            self.checker = AbftChecker(abft, hw)
+            # a recompute at the safe point pays the regulator switch there and back
+            self.checker = AbftChecker(abft, hw, transitions=model)
         cfg = self.checker.config if self.checker is not None else None
         #: Whether a critical error can lead to an activation rollback (then outputs are
         #: checkpointed; otherwise nothing is cached and nothing is charged for it).
@@ -166,7 +170,6 @@ class ProtectedAccelerator(Accelerator):
         )
         self.output_hook = self.rolls_back
         self.bytes_per_element = cfg.rollback_bytes if cfg is not None else 2
-        model = transition_model(transitions) if isinstance(transitions, str) else transitions
         self.tracker = TransitionTracker(model)
         self.stats = ProtectionStats()
         self._cache: dict[tuple[str, int], np.ndarray] = {}
@@ -175,6 +178,7 @@ class ProtectedAccelerator(Accelerator):
         self._pending: dict[int, _Pending] = {}
         self._step_critical = False
         self._forced_safe = False
+        self._safe_until = -1
 
     # ------------------------------------------------------------------ policy side
 
@@ -189,6 +193,7 @@ class ProtectedAccelerator(Accelerator):
             self._pending = {}
             self._step_critical = False
             self._forced_safe = False
+            self._safe_until = -1
             self.tracker.reset()
             if self.policy is not None:
                 self.policy.reset()
@@ -208,8 +213,11 @@ class ProtectedAccelerator(Accelerator):
         self._step_critical = False
         if critical and self.rollback_mode == "latent":
             self._forced_safe = True
+            # every redone step up to and including this one runs at the safe point
+            self._safe_until = max(self._safe_until, step)
             return "rollback"
-        self._forced_safe = False
+        if step >= self._safe_until:
+            self._forced_safe = False
         return "ok"
 
     # ------------------------------------------------------------------ the GEMM

@@ -73,6 +73,11 @@ PLACE_FORMAT = {
     "bf16": {"weights": "bf16", "inputs": "bf16", "outputs": "bf16"},
 }
 FORMAT_WIDTH = {"int8": 8, "int32": 32, "fp16": 16, "bf16": 16, "fp32": 32}
+#: Revision of the simulation semantics and cost models behind a trial's metrics. It enters
+#: every trial's id, so bumping it (when a change alters what an unchanged config computes)
+#: makes resumed campaigns rerun instead of reusing rows computed by older code. 1: the
+#: protection ledger, rails and calibration of session 9.
+REVISION = 1
 DEFAULTS: dict[str, Any] = {
     "samples": 0,
     "steps": 10,
@@ -96,6 +101,7 @@ DEFAULTS: dict[str, Any] = {
     "faults": [],
     "by_confidence": False,
     "cell": {},
+    "revision": REVISION,
 }
 KEYS = set(DEFAULTS) | {"model"}
 #: Golden runs kept per worker (oldest dropped first).
@@ -165,6 +171,12 @@ def normalize(config: dict[str, Any]) -> dict[str, Any]:
         from accelsim.abft import abft_config
 
         abft_config(out["abft"])
+    if (out["policy"] or out["abft"]) and out["quant"] != "w8a8":
+        raise ConfigError(
+            f"quant: got {out['quant']!r} with a policy or ABFT, expected w8a8 (protection "
+            "and timing errors act on the int8 array; float formats run without them)"
+        )
+    out["revision"] = check_int("revision", out["revision"], 0)
     if out["policy"]:
         policy_for(out, None)  # validate now (spec keys, knob range, profile)
     faults = out["faults"]

@@ -306,3 +306,39 @@ def test_razor_replays_cost_time_and_energy():
     exact = (A.astype(np.int64) @ B.astype(np.int64)).astype(np.int32)
     assert np.array_equal(runs["razor"][1].out, exact)
     assert not np.array_equal(runs["drop"][1].out, exact)
+
+
+def test_recompute_at_the_safe_point_pays_the_regulator_switch(monkeypatch):
+    acc = _Corrupting({0}, abft="drift", checkpoint_interval=1)
+    _patch_base(monkeypatch, acc)
+    op = OperatingPoint(vdd=0.75, freq=1e9)
+    A, B = _operands(0)
+    acc.gemm(A, B, _ctx(0, 0), op)  # no checkpoint yet: recompute at 0.9 V and back
+    e = acc.ledger.total
+    tm = acc.tracker.model
+    switch = tm.cost(op, acc.checker.safe_op).energy_j + tm.cost(acc.checker.safe_op, op).energy_j
+    assert switch > 0 and e.dvfs == pytest.approx(switch)
+    stall = tm.cost(op, acc.checker.safe_op).stall_s + tm.cost(acc.checker.safe_op, op).stall_s
+    lp = acc.layer_perf(16, 12, 24, op)
+    assert acc.report().latency_s > lp.timing.total_s + stall
+
+
+def test_latent_rollback_keeps_the_redone_steps_at_the_safe_point():
+    acc = ProtectedAccelerator(HW, policy=parse_policy("uniform:vdd=0.75", HW), abft="drift",
+                               rollback="latent")  # fmt: skip
+    ctx = _ctx(3, 0)
+    acc._step_critical = True
+    assert acc.guard(3, 0) == "rollback"
+    nominal = OperatingPoint.nominal(HW.tech)
+    for step in (2, 3):  # redone from the checkpoint at step 2 up to the failed step 3
+        assert acc.decide(_ctx(step, 0)) == nominal
+        assert acc.guard(step, 0) == "ok"
+    assert acc.decide(ctx) == OperatingPoint(vdd=0.75, freq=1e9)
+
+
+def test_float_formats_refuse_protection():
+    from accelsim.errors import ConfigError
+    from accelsim.experiments import trials
+
+    with pytest.raises(ConfigError, match="quant: got 'fp16' with a policy or ABFT"):
+        trials.normalize({"model": "dit-digits", "quant": "fp16", "policy": "uniform:vdd=0.8"})
